@@ -1,0 +1,27 @@
+"""Keys every `[[chargers]]` entry has; each driver's model adds its own."""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class ChargerConfig(BaseModel):
+    """Common `[[chargers]]` keys. Currents in A per phase, voltage in V per phase."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    type: str
+    min_current_a: float = Field(6.0, ge=1, le=80)
+    max_current_a: float = Field(16.0, ge=1, le=80)
+    phases: Literal[1, 3] = 1
+    voltage_v: float = Field(230.0, ge=90, le=280)
+
+    @model_validator(mode="after")
+    def _range(self) -> Self:
+        if self.min_current_a > self.max_current_a:
+            raise ValueError(f"min_current_a ({self.min_current_a}) must be <= max_current_a "
+                             f"({self.max_current_a})")
+        return self

@@ -1,0 +1,24 @@
+"""Config `type` → config model and driver. Driver modules are imported only when used."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chargers.simulated import SimulatedConfig
+
+if TYPE_CHECKING:
+    from chargers.base import Charger
+    from divert.config import Settings
+
+# Every driver's config model; with more than one, a union discriminated by `type`:
+#   Annotated[SimulatedConfig | OpenEVSEConfig, Field(discriminator="type")]
+AnyChargerConfig = SimulatedConfig
+
+
+def create(config: AnyChargerConfig, settings: Settings) -> Charger:
+    """A driver for one `[[chargers]]` entry (not yet connected)."""
+    if isinstance(config, SimulatedConfig):
+        from chargers.simulated import SimulatedCharger
+
+        return SimulatedCharger(config)
+    raise ValueError(f"no driver for charger type {config.type!r}")

@@ -1,0 +1,191 @@
+"""The TOML configuration, validated by pydantic-settings; `DIVERT_…` variables override it.
+
+Environment overrides use `__` between levels: `DIVERT_MQTT__HOST=broker`,
+`DIVERT_POLICY__MODE=fast`. Lists (`[[chargers]]`) are overridden whole, as JSON.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from chargers.registry import AnyChargerConfig
+from divert.modes import Mode
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MqttConfig(_Section):
+    host: str = "localhost"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = None
+    password_file: Path | None = None  # read at start; for systemd credentials
+    protocol: Literal["3.1.1", "5"] = "3.1.1"
+    client_id: str = "divert"
+    keepalive_s: int = Field(30, ge=5, le=3600)
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None  # client certificate (optional)
+    key_file: Path | None = None
+    tls_insecure: bool = False  # skip certificate checks (logs a warning)
+    base_topic: str = "divert"
+
+    @model_validator(mode="after")
+    def _one_password(self) -> Self:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("set password or password_file, not both")
+        return self
+
+
+class FeedConfig(_Section):
+    """One MQTT value. Powers in W after `scale` and `invert`."""
+
+    topic: str = Field(min_length=1)
+    json_path: str | None = None  # e.g. "ENERGY.Power", "value", "power.total", "phases.0"
+    scale: float = 1.0  # multiply the payload: 1000 for kW
+    invert: bool = False  # flip the sign (e.g. a meter that reports export as positive)
+    max_age_s: float = Field(60.0, gt=0)
+
+
+class GridFeedConfig(FeedConfig):
+    includes_ev: bool = True  # the meter sees the EV's draw; it is added back for surplus
+
+
+class BatteryFeedConfig(FeedConfig):
+    """Home battery power (+charging/−discharging, W) and optional state of charge (%)."""
+
+    soc_topic: str | None = None
+    soc_json_path: str | None = None
+
+
+class FeedsConfig(_Section):
+    grid: GridFeedConfig | None = None
+    solar: FeedConfig | None = None
+    load: FeedConfig | None = None  # house load without the EV, with `solar` instead of `grid`
+    voltage: FeedConfig | None = None
+    battery: BatteryFeedConfig | None = None
+    ev_power: FeedConfig | None = None
+
+
+class PolicyConfig(_Section):
+    preset: str = "balanced"  # a name in policies/ or a path to a TOML file
+    mode: Mode = Mode.SOLAR
+
+
+class RelayConfig(_Section):
+    """Relay-cycle guard; a key left out takes the preset's value."""
+
+    min_on_s: float | None = Field(None, ge=0, le=86400)
+    min_off_s: float | None = Field(None, ge=0, le=86400)
+    max_starts_per_hour: int | None = Field(None, ge=1, le=60)
+    max_starts_per_day: int | None = Field(None, ge=1, le=1000)
+
+
+class MetricsConfig(_Section):
+    listen: str = "127.0.0.1:9464"  # host:port; empty string turns the exporter off
+
+
+class StateConfig(_Section):
+    path: Path = Path("/var/lib/divert/state.json")
+
+
+class ScheduleEntry(_Section):
+    cron: str = Field(min_length=1)  # five fields: minute hour day month day-of-week
+    mode: Mode | None = None
+    max_current_a: float | None = Field(None, ge=1, le=80)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DIVERT_", env_nested_delimiter="__",
+                                      extra="forbid", frozen=True)
+
+    mqtt: MqttConfig = MqttConfig()
+    feeds: FeedsConfig = FeedsConfig()
+    policy: PolicyConfig = PolicyConfig()
+    relay: RelayConfig = RelayConfig()
+    chargers: list[AnyChargerConfig] = Field(default_factory=list)
+    metrics: MetricsConfig = MetricsConfig()
+    state: StateConfig = StateConfig()
+    schedule: list[ScheduleEntry] = Field(default_factory=list)
+    timezone: str = "UTC"  # IANA name used by [[schedule]]
+    interval_s: float = Field(5.0, ge=0.5, le=300)  # control loop period
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> Self:
+        names = [c.name for c in self.chargers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"charger names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The file's contents arrive as init values; the environment overrides them.
+        return env_settings, init_settings
+
+
+@dataclass(frozen=True)
+class ConfigError(Exception):
+    """An invalid config: which file, which key, and why — ready to print."""
+
+    path: Path
+    problems: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return "\n".join(f"{self.path}: {p}" for p in self.problems)
+
+
+def _key_path(loc: tuple[int | str, ...], tags: set[str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in tags:  # pydantic puts the union member's tag in the path; users never wrote it
+            continue
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _describe(err: dict[str, Any], tags: set[str]) -> str:
+    key = _key_path(tuple(err["loc"]), tags)
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        return f"{key}: unknown key"
+    if err["type"] in ("less_than_equal", "greater_than_equal", "less_than", "greater_than"):
+        return f"{key}: {msg.lower()}, got {err['input']!r}"
+    return f"{key}: {msg}"
+
+
+def validate(data: dict[str, Any], path: Path) -> Settings:
+    """Settings from already parsed TOML, or ConfigError naming every bad key."""
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        tags = {str(c.get("type")) for c in data.get("chargers", []) if isinstance(c, dict)}
+        raise ConfigError(path, tuple(_describe(dict(e), tags) for e in exc.errors())) from None
+
+
+def load(path: Path) -> Settings:
+    """Read and validate a config file. Raises ConfigError, never anything else for bad input."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, (f"cannot read: {exc}",)) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, (f"invalid TOML: {exc}",)) from None
+    return validate(data, path)

@@ -1,0 +1,115 @@
+"""The relay-cycle guard: the one place that decides whether a start or a stop may happen.
+
+Each start or stop wears the charger's relay and the car's contactors. The controller asks
+the guard before every transition and records every transition it makes; no policy or mode
+has a path around it. Times are seconds on the controller's injected clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+HOUR_S = 3600.0
+DAY_S = 86400.0
+
+
+@dataclass(frozen=True)
+class RelayLimits:
+    """Minimum on/off durations in s and start budgets per rolling hour and 24 h."""
+
+    min_on_s: float = 300.0
+    min_off_s: float = 300.0
+    max_starts_per_hour: int = 2
+    max_starts_per_day: int = 6
+
+
+class RelayGuard:
+    """Tracks relay transitions and answers whether the next one is allowed.
+
+    `starts_s` holds the start times of the last 24 h; `changed_s` the time of the last
+    transition (start or stop), None before the first.
+    """
+
+    def __init__(self, limits: RelayLimits, starts_s: tuple[float, ...] = (),
+                 on: bool = False, changed_s: float | None = None) -> None:
+        self.limits = limits
+        self.on = on
+        self.changed_s = changed_s
+        self._starts_s: deque[float] = deque(sorted(starts_s))
+
+    def _prune(self, now_s: float) -> None:
+        while self._starts_s and self._starts_s[0] <= now_s - DAY_S:
+            self._starts_s.popleft()
+
+    def starts_within(self, now_s: float, window_s: float) -> int:
+        self._prune(now_s)
+        return sum(1 for t in self._starts_s if t > now_s - window_s)
+
+    def why_no_start(self, now_s: float) -> str | None:
+        """None if a start is allowed now, else why not (a short human reason)."""
+        lim = self.limits
+        if self.changed_s is not None and not self.on:
+            left_s = self.changed_s + lim.min_off_s - now_s
+            if left_s > 0:
+                return f"minimum off-time, {_duration(left_s)} left"
+        n_hour = self.starts_within(now_s, HOUR_S)
+        if n_hour >= lim.max_starts_per_hour:
+            return f"{n_hour} starts in the last hour, limit {lim.max_starts_per_hour}"
+        n_day = self.starts_within(now_s, DAY_S)
+        if n_day >= lim.max_starts_per_day:
+            return f"{n_day} starts in the last 24 h, limit {lim.max_starts_per_day}"
+        return None
+
+    def why_no_stop(self, now_s: float) -> str | None:
+        """None if a stop is allowed now, else why not."""
+        if self.on and self.changed_s is not None:
+            left_s = self.changed_s + self.limits.min_on_s - now_s
+            if left_s > 0:
+                return f"minimum on-time, {_duration(left_s)} left"
+        return None
+
+    def seconds_until_start_allowed(self, now_s: float) -> float:
+        """How long until `why_no_start` could answer None (0 if it does now)."""
+        lim = self.limits
+        wait_s = 0.0
+        if self.changed_s is not None and not self.on:
+            wait_s = max(wait_s, self.changed_s + lim.min_off_s - now_s)
+        self._prune(now_s)
+        for window_s, cap in ((HOUR_S, lim.max_starts_per_hour), (DAY_S, lim.max_starts_per_day)):
+            recent = [t for t in self._starts_s if t > now_s - window_s]
+            if len(recent) >= cap:
+                wait_s = max(wait_s, recent[len(recent) - cap] + window_s - now_s)
+        return max(0.0, wait_s)
+
+    def start(self, now_s: float) -> None:
+        reason = self.why_no_start(now_s)
+        if self.on or reason is not None:
+            raise RuntimeError(f"relay guard: start refused ({reason or 'already on'})")
+        self.on = True
+        self.changed_s = now_s
+        self._starts_s.append(now_s)
+
+    def stop(self, now_s: float) -> None:
+        reason = self.why_no_stop(now_s)
+        if not self.on or reason is not None:
+            raise RuntimeError(f"relay guard: stop refused ({reason or 'already off'})")
+        self.on = False
+        self.changed_s = now_s
+
+    def to_state(self) -> dict[str, Any]:
+        """JSON-ready state, so that a restart does not reset the budget."""
+        return {"on": self.on, "changed_s": self.changed_s, "starts_s": list(self._starts_s)}
+
+    @classmethod
+    def from_state(cls, limits: RelayLimits, state: dict[str, Any]) -> RelayGuard:
+        return cls(limits, tuple(float(t) for t in state.get("starts_s", [])),
+                   bool(state.get("on", False)),
+                   None if state.get("changed_s") is None else float(state["changed_s"]))
+
+
+def _duration(seconds: float) -> str:
+    if seconds >= 90:
+        return f"{round(seconds / 60)} min"
+    return f"{max(1, round(seconds))} s"

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import sys
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from divert.capabilities import Capabilities
 from divert.guard import RelayLimits
 from divert.modes import Mode
+
+if TYPE_CHECKING:
+    from divert.config import RelayConfig
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,13 @@ class Preset:
     kind: str  # "surplus" (divert's own) or "openevse" (the firmware's algorithm)
     params: dict[str, Any]
     relay: RelayLimits
+
+    def limits(self, overrides: RelayConfig | None = None) -> RelayLimits:
+        """The preset's relay limits with the config's `[relay]` keys on top."""
+        if overrides is None:
+            return self.relay
+        given = {k: v for k, v in overrides.model_dump().items() if v is not None}
+        return replace(self.relay, **given)
 
     def make_policy(self) -> Policy:
         if self.kind == "openevse":

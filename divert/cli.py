@@ -1,0 +1,135 @@
+"""The `divert` command: one subcommand per job. Errors are one clear line, not a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from divert import __version__
+
+# Modules that add subcommands of their own, each through `register(subparsers)`.
+COMMAND_MODULES: tuple[str, ...] = ()
+
+
+def _settings_or_exit(path: Path):  # type: ignore[no-untyped-def]
+    from divert.config import ConfigError, load
+
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from divert.policy import PresetError, load_preset
+
+    settings = _settings_or_exit(args.config)
+    try:
+        load_preset(settings.policy.preset)
+    except PresetError as exc:
+        print(f"{args.config}: policy.preset: {exc}", file=sys.stderr)
+        return 1
+    names = ", ".join(f"{c.name} ({c.type})" for c in settings.chargers) or "none"
+    print(f"{args.config}: valid; preset {settings.policy.preset}, mode {settings.policy.mode},"
+          f" chargers: {names}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from divert import plot, simulate, trace
+    from divert.capabilities import Capabilities, ControlKind
+    from divert.controller import Controller
+    from divert.modes import Mode
+    from divert.policy import PresetError, load_preset
+
+    settings = _settings_or_exit(args.config) if args.config else None
+    preset_name = args.policy or (settings.policy.preset if settings else "balanced")
+    try:
+        preset = load_preset(preset_name)
+        if args.trace:
+            tr = trace.load(args.trace, args.format)
+        else:
+            sample = resources.files("divert").joinpath("data/sample-day.csv")
+            tr = trace.parse(sample.read_text(encoding="utf-8"), "sample-day", "native")
+    except (PresetError, trace.TraceError) as exc:
+        print(f"divert simulate: {exc}", file=sys.stderr)
+        return 1
+    caps = simulate.BENCH_CAPS
+    mode = Mode.SOLAR
+    if settings is not None:
+        mode = settings.policy.mode
+        if settings.chargers:
+            c = settings.chargers[0]
+            caps = Capabilities(ControlKind.CURRENT, c.min_current_a, c.max_current_a, 1.0,
+                                c.phases, c.voltage_v)
+    limits = preset.limits(settings.relay if settings else None)
+    steps = simulate.run(tr, lambda: Controller(caps, preset.make_policy(), limits, mode),
+                         args.plant)
+    data = simulate.summary(tr, steps, caps)
+    data.update(policy=preset.name, plant=args.plant)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    simulate.write_steps(steps, out / "steps.csv")
+    simulate.write_summary(data, out / "summary.json")
+    if plot.available():
+        plot.plot_day(steps, f"{tr.name}: {preset.name}, {args.plant} plant", out / "plot.png")
+    elif not args.json:
+        print("plot skipped: install the plot extra (pip install 'divert[plot]')")
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        print(f"{tr.name} with {preset.name} ({args.plant} plant):\n"
+              f"  surplus {data['surplus_kwh']:.2f} kWh, EV {data['ev_kwh']:.2f} kWh "
+              f"({data['ev_from_surplus_kwh']:.2f} from surplus, "
+              f"{data['ev_grid_import_kwh']:.2f} from grid)\n"
+              f"  capture {data['capture_pct']:.1f} % (perfect foresight: "
+              f"{data['bound_capture_pct']:.1f} %), grid share {data['grid_share_pct']:.1f} %,"
+              f" starts {data['starts']}, pilot changes {data['pilot_changes']}\n"
+              f"  written to {out}/")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="divert", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"divert {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("check-config", help="validate a config file")
+    p.add_argument("-c", "--config", type=Path, required=True)
+    p.set_defaults(func=cmd_check_config)
+
+    p = sub.add_parser("simulate", help="run the controller over a solar/load trace")
+    p.add_argument("--trace", type=Path, help="CSV trace (default: the bundled sample day)")
+    p.add_argument("--format", choices=("auto", "native", "openevse"), default="auto")
+    p.add_argument("--policy", help="preset name in policies/ or a TOML path")
+    p.add_argument("--config", type=Path, help="take policy, relay limits and charger from it")
+    p.add_argument("--plant", choices=("ideal", "realistic"), default="ideal")
+    p.add_argument("--out", type=Path, default=Path("out/simulate"), help="output directory")
+    p.add_argument("--json", action="store_true", help="print summary.json to stdout")
+    p.set_defaults(func=cmd_simulate)
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

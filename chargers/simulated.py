@@ -45,7 +45,7 @@ class SimulatedCharger:
         self.commands: list[Command] = []
         self.enabled = False
         self.current_a = config.min_current_a
-        self.phases = config.phases
+        self.phases: int = config.phases
 
     def connect(self) -> Capabilities:
         c = self._config

@@ -164,6 +164,9 @@ def _describe(err: dict[str, Any], tags: set[str]) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         return f"{key}: unknown key"
+    if err["type"] == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        return f"{key}.type: unknown type {ctx.get('tag')!r}, expected {ctx.get('expected_tags')}"
     if err["type"] in ("less_than_equal", "greater_than_equal", "less_than", "greater_than"):
         return f"{key}: {msg.lower()}, got {err['input']!r}"
     return f"{key}: {msg}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 
 import numpy as np
@@ -25,14 +24,14 @@ def plot_day(steps: Steps, title: str, path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    times = [dt.datetime.fromtimestamp(t, dt.UTC) for t in steps.time_s]
+    times = steps.time_s.astype("datetime64[s]")
     fig, ax = plt.subplots(figsize=(11, 5))
     ax.fill_between(times, steps.solar_w / 1000, color="#f5c542", alpha=0.5, label="solar")
     ax.plot(times, steps.load_w / 1000, color="#555555", lw=0.8, label="house load")
     ax.plot(times, steps.ev_w / 1000, color="#1f77b4", lw=1.2, label="EV")
     on = steps.charging
     starts = np.flatnonzero(on & ~np.concatenate(([False], on[:-1])))
-    ax.plot([times[i] for i in starts], steps.ev_w[starts] / 1000, "g^", ms=9, label="start")
+    ax.plot(times[starts], steps.ev_w[starts] / 1000, "g^", ms=9, label="start")
     ax.set_ylabel("power (kW)")
     ax2 = ax.twinx()
     ax2.step(times, steps.setpoint_a, where="post", color="#d62728", lw=0.7, alpha=0.7,

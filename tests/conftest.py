@@ -51,7 +51,7 @@ class Broker:
             except OSError:
                 if self.proc.poll() is not None:
                     err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                    raise RuntimeError(f"mosquitto exited: {err}")
+                    raise RuntimeError(f"mosquitto exited: {err}") from None
                 time.sleep(0.05)
         raise RuntimeError("mosquitto did not start listening")
 

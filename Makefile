@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 .PHONY: demo test lint typecheck pytest bench clean system-deps
 
 $(BIN)/activate:
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -m venv $(VENV) || { echo "cannot create a virtualenv: on Debian/Ubuntu run 'sudo apt-get install python3-venv'" >&2; rm -rf $(VENV); exit 1; }
 	$(BIN)/pip install -q --upgrade pip
 
 $(VENV)/.demo: pyproject.toml | $(BIN)/activate

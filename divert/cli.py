@@ -79,7 +79,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     simulate.write_steps(steps, out / "steps.csv")
     simulate.write_summary(data, out / "summary.json")
     if plot.available():
-        plot.plot_day(steps, f"{tr.name}: {preset.name}, {args.plant} plant", out / "plot.png")
+        plot.plot_day(steps, f"{tr.name}: {preset.name}, {args.plant} plant", out / "plot.png",
+                      caps.power_w(1.0))
     elif not args.json:
         print("plot skipped: install the plot extra (pip install 'divert[plot]')")
     if args.json:

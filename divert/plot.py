@@ -17,8 +17,11 @@ def available() -> bool:
     return True
 
 
-def plot_day(steps: Steps, title: str, path: Path) -> None:
-    """Solar, house load, EV power and setpoint over the day, starts marked."""
+def plot_day(steps: Steps, title: str, path: Path, watts_per_amp: float) -> None:
+    """Solar, house load, EV power and setpoint over the day, starts marked.
+
+    The setpoint axis is scaled by `watts_per_amp` (voltage × phases) so that a setpoint
+    lies on the power it commands."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -37,6 +40,8 @@ def plot_day(steps: Steps, title: str, path: Path) -> None:
     ax2.step(times, steps.setpoint_a, where="post", color="#d62728", lw=0.7, alpha=0.7,
              label="setpoint")
     ax2.set_ylabel("setpoint (A)")
+    lo_kw, hi_kw = ax.get_ylim()
+    ax2.set_ylim(lo_kw * 1000 / watts_per_amp, hi_kw * 1000 / watts_per_amp)
     ax.set_title(title)
     lines = ax.get_legend_handles_labels()
     lines2 = ax2.get_legend_handles_labels()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
@@ -51,11 +50,6 @@ class Capabilities:
         if self.min_power_w is not None and n == self.phases:
             return self.min_power_w
         return self.power_w(self.min_current_a, n)
-
-    def quantize_down(self, current_a: float) -> float:
-        """Largest settable current <= `current_a`, clamped to the envelope."""
-        steps = math.floor(current_a / self.step_a + 1e-9)
-        return self.clamp(round(steps * self.step_a, 6))
 
     def clamp(self, current_a: float) -> float:
         return min(self.max_current_a, max(self.min_current_a, current_a))

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+from pydantic import Field
+
+from chargers.evsemaster.config import EVSEMasterConfig
 from chargers.simulated import SimulatedConfig
 
 if TYPE_CHECKING:
     from chargers.base import Charger
     from divert.config import Settings
 
-# Every driver's config model; with more than one, a union discriminated by `type`:
-#   Annotated[SimulatedConfig | OpenEVSEConfig, Field(discriminator="type")]
-AnyChargerConfig = SimulatedConfig
+# Every driver's config model, discriminated by `type`.
+AnyChargerConfig = Annotated[SimulatedConfig | EVSEMasterConfig, Field(discriminator="type")]
 
 
 def create(config: AnyChargerConfig, settings: Settings) -> Charger:
@@ -21,4 +23,8 @@ def create(config: AnyChargerConfig, settings: Settings) -> Charger:
         from chargers.simulated import SimulatedCharger
 
         return SimulatedCharger(config)
+    if isinstance(config, EVSEMasterConfig):
+        from chargers.evsemaster.driver import EVSEMasterCharger
+
+        return EVSEMasterCharger(config)
     raise ValueError(f"no driver for charger type {config.type!r}")

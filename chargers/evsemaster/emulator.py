@@ -139,6 +139,20 @@ class EVSEMasterEmulator:
         with self._cond:
             self._faults[fault] = self._faults.get(fault, 0) + count
 
+    def faults_left(self) -> int:
+        with self._cond:
+            return sum(self._faults.values()) + (self._held is not None)
+
+    def reboot(self) -> None:
+        """A power cycle: the login is forgotten (Login broadcasts resume) and a running
+        charge ends."""
+        with self._cond:
+            self._logged_in = False
+            self._next_login_s = 0.0
+            if self._charging:
+                self._end_session()
+            self._event("reboot")
+
     def starts(self) -> list[Event]:
         with self._cond:
             return [e for e in self.events if e.kind == "start"]
@@ -289,9 +303,9 @@ class EVSEMasterEmulator:
         def answer(reservation_result: int, start_result: int, error_reason: int) -> None:
             reply = p.ChargeStartReply(request.line_id, reservation_result, start_result,
                                        error_reason, amps)
-            self._send(Cmd.CHARGE_START_RESPONSE, reply.to_payload(), addr)
             if error_reason or reservation_result:
                 self._event("refused_start", amps, reply.error)
+            self._send(Cmd.CHARGE_START_RESPONSE, reply.to_payload(), addr)
 
         if self._charging:
             answer(7, 0, 3)

@@ -316,16 +316,16 @@ class LoginInfo:
         byte70 = None
         # Longer variants: 118 bytes continue the hot line; 119 and 151 put a byte at 70 first,
         # and 151 also continues brand and model.
+        texts = [_text(brand), _text(model), _text(hotline)]
         if len(payload) >= 119:
             byte70 = payload[70]
-            hotline += payload[71:119]
+            texts[2] += _text(payload[71:119])
             if len(payload) >= 151:
-                brand += payload[119:135]
-                model += payload[135:151]
+                texts[0] += _text(payload[119:135])
+                texts[1] += _text(payload[135:151])
         elif len(payload) >= 118:
-            hotline += payload[70:118]
-        return cls(kind, _text(brand), _text(model), _text(hw), power_w, current_a,
-                   _text(hotline), byte70)
+            texts[2] += _text(payload[70:118])
+        return cls(kind, texts[0], texts[1], _text(hw), power_w, current_a, texts[2], byte70)
 
     def to_payload(self, tz: tzinfo | None = None) -> bytes:
         base = self._BASE.pack(self.evse_type, _pad(self.brand, 16), _pad(self.model, 16),

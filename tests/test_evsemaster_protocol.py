@@ -375,7 +375,7 @@ def test_fuzz_well_framed_random_payloads(command: int, payload: bytes) -> None:
 
 
 @settings(max_examples=300, deadline=None)
-@given(capture=st.sampled_from(sorted(CAPTURES.values()) + [THREE_PHASE_STATUS]),
+@given(capture=st.sampled_from([*sorted(CAPTURES.values()), THREE_PHASE_STATUS]),
        edits=st.lists(st.tuples(st.integers(0, 200), st.integers(0, 255)), min_size=1,
                       max_size=6),
        cut=st.integers(0, 110), reframe=st.booleans(), doubled=st.booleans())

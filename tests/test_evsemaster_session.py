@@ -248,7 +248,7 @@ def test_unanswered_request_fails_without_resending(
     charger.silent = True
     start = partial(p.charge_start, current_a=10, user_id="divert", charge_id="1",
                     start_at=datetime.now(UTC))
-    with pytest.raises(ChargerError, match="no CHARGE_START_RESPONSE within 0.3 s"):
+    with pytest.raises(ChargerError, match=r"no CHARGE_START_RESPONSE within 0\.3 s"):
         session.request(start, Cmd.CHARGE_START_RESPONSE)
     assert charger.starts() == []
 
@@ -283,7 +283,7 @@ def app(port: int) -> Iterator[RawPeer]:
 
 
 def _logged_in(app: RawPeer, charger: EVSEMasterEmulator) -> tuple[str, int]:
-    got, addr = app.collect({Cmd.LOGIN})
+    _, addr = app.collect({Cmd.LOGIN})
     app.send(p.request_login(SERIAL, PIN), addr)
     app.collect({Cmd.LOGIN_RESPONSE})
     app.send(p.login_confirm(SERIAL, PIN), addr)
@@ -321,7 +321,7 @@ def test_emulator_drops_the_session_when_pings_go_unanswered(port: int, app: Raw
     with EVSEMasterEmulator(SERIAL, PIN, broadcast_to=("127.0.0.1", port),
                             timing=clocks) as charger:
         _logged_in(app, charger)
-        got, _ = app.collect({Cmd.HEADING})  # and never answer it
+        app.collect({Cmd.HEADING})  # and never answer it
         assert charger.wait(lambda c: "session_dropped" in c.kinds(), WAIT_S)
         assert not charger.logged_in
         app.collect({Cmd.LOGIN})  # broadcasting again

@@ -112,8 +112,8 @@ def test_boot_sets_sample_interval_and_a_conservative_default(rig: Rig) -> None:
     assert fake.received.config == [("MeterValueSampleInterval", "2")]
     assert fake.received.clears == 1
     assert _periods(fake) == [("TxDefaultProfile", 0.0, 3)]
-    # Status is asked for on connect; unknown until the go-e says.
-    assert fake.received.triggers == ["StatusNotification", "MeterValues"]
+    # After a boot the go-e reports its status by itself; unknown until it does.
+    assert fake.received.triggers == []
     assert driver.read().state == "status unknown"
     fake.status("Available")
     reading = driver.read()
@@ -224,8 +224,11 @@ def test_disconnect_reconnect_and_reboot(rig: Rig, caplog: pytest.LogCaptureFixt
     # A command while it is away fails, and reaches the charger when it is back.
     with pytest.raises(ChargerError, match=re.escape("gets 8.0 A on 3 phases when it connects")):
         driver.set_current(8.0)
-    fake.connect()  # reconnects without a reboot: the setpoint follows at once
+    fake.connect()  # reconnects without a reboot: once it speaks, the setpoint follows
+    assert fake.received.triggers == []
+    fake.status("Charging")
     wait_for(lambda: fake.limit() == (8.0, 3), what="the setpoint after reconnecting")
+    assert fake.received.triggers == ["StatusNotification", "MeterValues"]
     # A reboot: the conservative default first, then divert's setpoint.
     fake.received.profiles.clear()
     fake.boot()
@@ -234,6 +237,7 @@ def test_disconnect_reconnect_and_reboot(rig: Rig, caplog: pytest.LogCaptureFixt
     # A second connection under the same id replaces the first.
     second = rig.goe()
     second.connect()
+    second.status("Charging")
     wait_for(lambda: second.limit() == (8.0, 3), what="the setpoint on the new connection")
 
 

@@ -9,6 +9,7 @@ session with it (the `ocpp` package's ChargePoint, strict about malformed frames
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -43,6 +44,7 @@ from chargers.goe_ocpp.profiles import CONNECTOR_ID, FollowCheck, Setpoint, set_
 log = logging.getLogger(__name__)
 
 CALL_TIMEOUT_S = 5.0  # the go-e is on the LAN: an answer takes well under a second
+FIRST_CALL_WAIT_S = 10.0  # on a new connection, wait this long for the charger to speak
 _LIVE = frozenset({"Preparing", "Charging", "SuspendedEV", "SuspendedEVSE", "Finishing"})
 # OCPP-J 1.6 spells two error codes differently from the `ocpp` package (2.0.1 names).
 _V16_ERROR_CODES = {"FormatViolation": "FormationViolation",
@@ -194,8 +196,16 @@ class Station:
             log.exception("%s: background job failed", self.charge_box_id)
 
     async def _resume(self, session: CentralChargePoint) -> None:
-        """On every connection: ask for the current status (so `read` is right at once after
-        divert restarts) and give the charger divert's setpoint if it has one."""
+        """On a connection without a reboot: ask for the current status (so `read` is right
+        at once after divert restarts) and give the charger divert's setpoint if it has one.
+
+        A charger speaks first on a new connection (OCPP 1.6: nothing is sent to it before its
+        BootNotification is accepted); after a BootNotification, `setup` does the work."""
+        # An already accepted charger may stay silent until its next Heartbeat: go ahead.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(session.heard.wait(), FIRST_CALL_WAIT_S)
+        if session.booted:
+            return
         for what in (MessageTrigger.status_notification, MessageTrigger.meter_values):
             try:
                 await session.call(call.TriggerMessage(requested_message=what,
@@ -338,6 +348,8 @@ class CentralChargePoint(ChargePoint):  # type: ignore[misc]  # `ocpp` ships no 
                          logger=_wire_log)
         self.station = station
         self._connection = connection
+        self.heard = asyncio.Event()  # the charger has sent a request on this connection
+        self.booted = False  # … and one of them was a BootNotification
 
     async def close(self) -> None:
         await self._connection.close()
@@ -374,6 +386,7 @@ class CentralChargePoint(ChargePoint):  # type: ignore[misc]  # `ocpp` ships no 
                 "the payload must be a JSON object"))
             return
         await super().route_message(raw_msg)  # unknown actions, schema errors: CALLERRORs
+        self.heard.set()
 
     async def _refuse(self, raw_msg: str | bytes, unique_id: str | None,
                       error: OCPPError) -> None:
@@ -397,6 +410,7 @@ class CentralChargePoint(ChargePoint):  # type: ignore[misc]  # `ocpp` ships no 
     @on(Action.boot_notification)
     def on_boot_notification(self, charge_point_vendor: str, charge_point_model: str,
                              **kwargs: Any) -> call_result.BootNotification:
+        self.booted = True
         self.station.on_boot(charge_point_vendor, charge_point_model,
                              kwargs.get("firmware_version"))
         return call_result.BootNotification(current_time=utc_now_iso(),

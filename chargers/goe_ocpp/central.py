@@ -91,14 +91,12 @@ class Snapshot:
 
     connected: bool
     since_s: float | None  # when it connected (or last disconnected), on the station clock
-    vendor: str | None
     status: str | None  # connector status (StatusNotification), e.g. "Charging"
     error_code: str | None
     info: str | None
     transaction_id: int | None
     meter: meter.MeterSample | None
     meter_age_s: float | None
-    applied: Setpoint | None  # the last profile the charger accepted
     problem: str | None  # why it is taken to ignore that profile
 
     @property
@@ -111,24 +109,21 @@ class Station:
 
     def __init__(self, charge_box_id: str, password: str, default: Setpoint,
                  meter_sample_s: int, heartbeat_s: int,
-                 clock: Callable[[], float] = time.monotonic,
-                 follow: FollowCheck | None = None) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.charge_box_id = charge_box_id
         self.password = password
         self.default = default  # the conservative profile set at every boot
         self.meter_sample_s = meter_sample_s
         self.heartbeat_s = heartbeat_s
         self._clock = clock
-        self._follow = follow or FollowCheck()
+        self._follow = FollowCheck()
         self._lock = threading.Lock()
         self._session: CentralChargePoint | None = None
         self._since_s: float | None = None
-        self._vendor: str | None = None
         self._status: dict[int, tuple[str, str, str | None]] = {}
         self._transaction_id: int | None = None
         self._meter: meter.MeterSample | None = None
         self._meter_s = 0.0
-        self._applied: Setpoint | None = None
         self._desired: Setpoint | None = None
         # Transaction ids: unique across restarts of divert without keeping state on disk.
         self._next_tx = itertools.count(int(time.time()) & 0x7FFFFFFF)
@@ -142,11 +137,11 @@ class Station:
             status = self._status.get(CONNECTOR_ID) or self._status.get(0)
             return Snapshot(
                 connected=self._session is not None, since_s=self._since_s,
-                vendor=self._vendor, status=status[0] if status else None,
+                status=status[0] if status else None,
                 error_code=status[1] if status else None, info=status[2] if status else None,
                 transaction_id=self._transaction_id, meter=self._meter,
                 meter_age_s=None if self._meter is None else self._clock() - self._meter_s,
-                applied=self._applied, problem=self._follow.problem)
+                problem=self._follow.problem)
 
     # --- session lifecycle (loop) ---------------------------------------------------------
 
@@ -156,7 +151,6 @@ class Station:
         with self._lock:
             old, self._session = self._session, session
             self._since_s = self._clock()
-            self._applied = None
             self._follow.forget()
         if old is not None:
             log.info("%s: new connection replaces the previous one", self.charge_box_id)
@@ -177,7 +171,6 @@ class Station:
                 return
             self._session = None
             self._since_s = self._clock()
-            self._applied = None
             self._follow.forget()
         log.warning("%s: disconnected; the charger keeps its last profile", self.charge_box_id)
 
@@ -271,7 +264,6 @@ class Station:
             raise ChargerError(f"{self.charge_box_id} answered {reply.status} to the {kind} "
                                f"{setpoint}")
         with self._lock:
-            self._applied = setpoint
             self._follow.expect(setpoint, self._clock())
         log.debug("%s: %s %s accepted", self.charge_box_id, kind, setpoint)
 
@@ -293,11 +285,10 @@ class Station:
 
     def on_boot(self, vendor: str, model: str, firmware: str | None) -> None:
         with self._lock:
-            self._vendor = f"{vendor} {model}" + (f" (firmware {firmware})" if firmware else "")
-            self._transaction_id = None
-            self._applied = None
+            self._transaction_id = None  # a reboot ends any transaction
             self._follow.forget()
-        log.info("%s: BootNotification from %s", self.charge_box_id, self._vendor)
+        log.info("%s: BootNotification from %s %s%s", self.charge_box_id, vendor, model,
+                 f" (firmware {firmware})" if firmware else "")
 
     def on_status(self, connector_id: int, status: str, error_code: str,
                   info: str | None) -> None:

@@ -9,7 +9,6 @@ and is given to it when it connects.
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable
@@ -20,8 +19,6 @@ from chargers.goe_ocpp.config import GoEOcppConfig, OcppConfig
 from chargers.goe_ocpp.profiles import STEP_A, Setpoint, quantize_a
 from chargers.goe_ocpp.server import OcppServer, server_for
 from divert.capabilities import Capabilities, ControlKind
-
-log = logging.getLogger(__name__)
 
 # Within this many seconds an identical profile is not sent again: the daemon's set_phases,
 # set_current and enable of one step (or one re-assert) become a single SetChargingProfile.
@@ -54,7 +51,7 @@ class GoEOcppCharger:
             try:
                 password = c.read_password()
             except ValueError as exc:
-                raise ChargerError(f"{c.name}: {exc}") from None
+                raise ChargerError(str(exc)) from None
             station = Station(c.charge_box_id, password, Setpoint(c.default_current_a, c.phases),
                               self._sample_s, self._ocpp.heartbeat_s, self._clock)
             server = server_for(self._ocpp)
@@ -66,13 +63,13 @@ class GoEOcppCharger:
 
     def _snapshot(self) -> Snapshot:
         if self._station is None:
-            raise ChargerError(f"{self.name}: not connected (call connect first)")
+            raise ChargerError("not registered with the OCPP server (call connect first)")
         snap = self._station.snapshot()
         if not snap.connected:
-            away = ("" if snap.since_s is None else
-                    f" for {self._clock() - snap.since_s:.0f} s")
-            raise ChargerError(f"{self.name}: go-e {self._config.charge_box_id} has not "
-                               f"connected to divert's OCPP server{away}")
+            away = (" (it has not connected yet)" if snap.since_s is None else
+                    f" (lost {self._clock() - snap.since_s:.0f} s ago)")
+            raise ChargerError(f"go-e {self._config.charge_box_id} is not connected to divert's"
+                               f" OCPP server{away}")
         return snap
 
     def read(self) -> ChargerReading:
@@ -82,10 +79,10 @@ class GoEOcppCharger:
                  and snap.meter_age_s <= 3 * self._sample_s + 10)
         charging = None if snap.status is None else snap.status == "Charging"
         power_w: float | None = None
-        if fresh and sample is not None:
+        if snap.transaction_id is None and charging is False:
+            power_w = 0.0  # no session: nothing flows (and the go-e samples only in sessions)
+        elif fresh and sample is not None:
             power_w = sample.power_w
-        elif snap.transaction_id is None and snap.status is not None and not charging:
-            power_w = 0.0  # no session: nothing flows (the go-e samples only in transactions)
         state = _WORDS.get(snap.status or "", "status unknown")
         if snap.status == "Faulted":
             state = f"fault: {snap.error_code}{f' ({snap.info})' if snap.info else ''}"
@@ -119,7 +116,7 @@ class GoEOcppCharger:
     def _send(self) -> None:
         server, station = self._server, self._station
         if server is None or station is None:
-            raise ChargerError(f"{self.name}: not connected (call connect first)")
+            raise ChargerError("not registered with the OCPP server (call connect first)")
         setpoint = Setpoint(self._current_a if self._enabled else 0.0, self._phases)
         now_s = self._clock()
         sent = self._sent

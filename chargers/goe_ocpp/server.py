@@ -80,7 +80,8 @@ class OcppServer:
 
     def __init__(self, config: OcppConfig) -> None:
         self.config = config
-        self._lock = threading.Lock()
+        self._life = threading.Lock()  # start and stop; never taken on the loop
+        self._lock = threading.Lock()  # the stations; never held while waiting on the loop
         self._stations: dict[str, Station] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -88,24 +89,28 @@ class OcppServer:
 
     def register(self, station: Station) -> None:
         """Accept connections for `station`; starts the server with the first one."""
-        with self._lock:
-            if station.charge_box_id in self._stations:
-                raise ChargerError(f"charge_box_id {station.charge_box_id!r} is configured "
-                                   f"twice")
+        with self._life:
+            with self._lock:
+                if station.charge_box_id in self._stations:
+                    raise ChargerError(f"charge_box_id {station.charge_box_id!r} is "
+                                       f"configured twice")
             if self._loop is None:
                 self._start()
-            self._stations[station.charge_box_id] = station
+            with self._lock:
+                self._stations[station.charge_box_id] = station
 
     def unregister(self, station: Station) -> None:
         """Stop accepting `station`; closes its connection, and the server after the last."""
-        with self._lock:
-            if self._stations.get(station.charge_box_id) is not station:
-                return
-            del self._stations[station.charge_box_id]
-            if not self._stations:
+        with self._life:
+            with self._lock:
+                if self._stations.get(station.charge_box_id) is not station:
+                    return
+                del self._stations[station.charge_box_id]
+                last = not self._stations
+            if last:
                 self._stop()
-                return
-        self.run(station.disconnect(), _START_TIMEOUT_S)
+            else:
+                self.run(station.disconnect(), _START_TIMEOUT_S)
 
     def run(self, job: Coroutine[Any, Any, _T], timeout_s: float) -> _T:
         """Run `job` on the server's loop and wait for it (from any other thread)."""
@@ -119,7 +124,7 @@ class OcppServer:
         except TimeoutError:
             raise ChargerError(f"no answer within {timeout_s:.0f} s") from None
 
-    # --- lifecycle (caller holds _lock) ---------------------------------------------------
+    # --- lifecycle (caller holds _life) ---------------------------------------------------
 
     def _start(self) -> None:
         ctx = tls_context(self.config)

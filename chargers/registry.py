@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import Field
 
 from chargers.evsemaster.config import EVSEMasterConfig
+from chargers.goe_ocpp.config import GoEOcppConfig
 from chargers.simulated import SimulatedConfig
 
 if TYPE_CHECKING:
@@ -14,7 +15,8 @@ if TYPE_CHECKING:
     from divert.config import Settings
 
 # Every driver's config model, discriminated by `type`.
-AnyChargerConfig = Annotated[SimulatedConfig | EVSEMasterConfig, Field(discriminator="type")]
+AnyChargerConfig = Annotated[SimulatedConfig | GoEOcppConfig | EVSEMasterConfig,
+                             Field(discriminator="type")]
 
 
 def create(config: AnyChargerConfig, settings: Settings) -> Charger:
@@ -23,6 +25,10 @@ def create(config: AnyChargerConfig, settings: Settings) -> Charger:
         from chargers.simulated import SimulatedCharger
 
         return SimulatedCharger(config)
+    if isinstance(config, GoEOcppConfig):
+        from chargers.goe_ocpp.driver import GoEOcppCharger
+
+        return GoEOcppCharger(config, settings.ocpp, settings.interval_s)
     if isinstance(config, EVSEMasterConfig):
         from chargers.evsemaster.driver import EVSEMasterCharger
 

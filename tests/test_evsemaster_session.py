@@ -24,7 +24,7 @@ PIN = "739184"
 CHARGER_CLOCKS = EmulatorTiming(login_interval_s=0.1, heading_interval_s=0.2,
                                 status_interval_s=0.2, session_timeout_s=4.0)
 APP_CLOCKS = Timing(offline_after_s=1.0, session_lapse_s=3.0, login_retry_s=0.2,
-                    password_retry_s=0.5, reply_timeout_s=2.0, tick_s=0.05)
+                    password_retry_s=0.5, reply_timeout_s=1.0, tick_s=0.05)
 WAIT_S = 10.0  # deadline for anything that should happen
 
 
@@ -88,7 +88,8 @@ def test_login_keepalive_and_acks(charger: EVSEMasterEmulator,
 def test_wrong_password_is_reported_not_retried_fast(
         charger: EVSEMasterEmulator, open_session: Callable[..., Session],
         caplog: pytest.LogCaptureFixture) -> None:
-    session = open_session("000000", timing=Timing(password_retry_s=60, tick_s=0.05))
+    session = open_session("000000", timing=Timing(password_retry_s=60, reply_timeout_s=0.5,
+                                                   tick_s=0.05))
     assert not session.wait_logged_in(WAIT_S)
     assert session.password_rejected and not session.logged_in
     assert charger.kinds() == ["password_error"]  # one attempt, then the long back-off
@@ -100,7 +101,7 @@ def test_wrong_password_is_reported_not_retried_fast(
 def test_password_changed_on_the_charger_and_back(charger: EVSEMasterEmulator,
                                                   open_session: Callable[..., Session]) -> None:
     session = open_session()
-    assert session.wait_logged_in(WAIT_S)
+    assert session.wait_logged_in(WAIT_S) and charger.wait(lambda c: c.logged_in, WAIT_S)
     charger.password = "111111"  # the next ack or ping answer is refused
     assert until(lambda: session.password_rejected)
     assert not session.logged_in
@@ -111,7 +112,7 @@ def test_password_changed_on_the_charger_and_back(charger: EVSEMasterEmulator,
 def test_relogin_after_the_charger_forgets_the_session(
         charger: EVSEMasterEmulator, open_session: Callable[..., Session]) -> None:
     session = open_session()
-    assert session.wait_logged_in(WAIT_S)
+    assert charger.wait(lambda c: c.logged_in, WAIT_S)
     charger.reboot()  # its next ack is answered with PasswordError
     assert charger.wait(lambda c: c.kinds().count("login") >= 2, WAIT_S), charger.kinds()
     assert until(lambda: session.logged_in)
@@ -132,7 +133,7 @@ def test_relogin_when_pings_stop(port: int, open_session: Callable[..., Session]
 def test_offline_and_back(charger: EVSEMasterEmulator, open_session: Callable[..., Session],
                           caplog: pytest.LogCaptureFixture) -> None:
     session = open_session()
-    assert session.wait_logged_in(WAIT_S)
+    assert session.wait_logged_in(WAIT_S) and charger.wait(lambda c: c.logged_in, WAIT_S)
     charger.silent = True
     assert until(lambda: not session.online)
     assert until(lambda: "offline (nothing heard for 1 s)" in caplog.text)

@@ -25,7 +25,7 @@ from divert.capabilities import Capabilities, ControlKind
 log = logging.getLogger(__name__)
 
 USER_ID = "divert"  # shown in the charger's charge records
-CONNECT_TIMEOUT_S = 15.0  # a charger broadcasts Login about every 5 s
+CONNECT_TIMEOUT_S = 8.0  # first connect: a charger broadcasts Login about every 5 s
 STATUS_MAX_AGE_S = 30.0  # pushed every 5–10 s; older is not a reading
 SINGLE_PHASE_CHARGE_TYPE = 11
 _ACTIVE = (CurrentState.CHARGING, CurrentState.RESERVATION)  # a session ChargeStop would end
@@ -56,36 +56,38 @@ class EVSEMasterCharger:
         try:
             text = c.password_file.read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as exc:
-            raise ChargerError(f"{self.name}: cannot read password_file "
+            raise ChargerError(f"cannot read password_file "
                                f"{c.password_file}: {exc}") from None
         try:
             return check_password(text)
         except ValueError as exc:
-            raise ChargerError(f"{self.name}: password_file {c.password_file}: {exc}") from None
+            raise ChargerError(f"password_file {c.password_file}: {exc}") from None
 
-    def _open(self) -> Session:
-        if self._session is None:  # a retried connect keeps the session (and the port)
-            c = self._config
-            host = None
-            if c.host is not None:
-                address, port = parse_host(c.host)
-                host = (address, port or GUESSED_CHARGER_PORT)
-            session = Session(c.serial, self._password(), port=c.port, host=host,
-                              timing=self._timing)
-            session.start()
-            self._session = session
-        return self._session
+    def _open(self) -> tuple[Session, float]:
+        """The session, and how long connect may wait for its login: the first time long
+        enough for a Login broadcast; a retry does not block the daemon's loop, because the
+        session kept listening since."""
+        if self._session is not None:
+            return self._session, 0.0
+        c = self._config
+        host = None
+        if c.host is not None:
+            address, port = parse_host(c.host)
+            host = (address, port or GUESSED_CHARGER_PORT)
+        session = Session(c.serial, self._password(), port=c.port, host=host,
+                          timing=self._timing)
+        session.start()
+        self._session = session
+        return session, self._connect_timeout_s
 
     def connect(self) -> Capabilities:
-        session = self._open()
-        if not session.wait_logged_in(self._connect_timeout_s):
+        session, wait_s = self._open()
+        if not session.wait_logged_in(wait_s):
             if session.password_rejected:
-                raise ChargerError(f"{self.name}: charger {session.serial} rejected the "
-                                   f"password")
+                raise ChargerError(f"charger {session.serial} rejected the password")
             where = (f"at {self._config.host}" if self._config.host else
                      "on the LAN (is its Login broadcast reaching this host?)")
-            raise ChargerError(f"{self.name}: no login to charger {session.serial} {where} "
-                               f"within {self._connect_timeout_s:g} s")
+            raise ChargerError(f"not logged in to charger {session.serial} {where} yet")
         info = session.info
         assert info is not None
         c = self._config
@@ -110,29 +112,29 @@ class EVSEMasterCharger:
         charge on every live phase, so only a unit wired to one phase is safe."""
         status = session.wait_status(self._connect_timeout_s)
         if status is None:
-            raise ChargerError(f"{self.name}: no status from the charger")
+            raise ChargerError("no status from the charger")
         if sum(1 for v in status.phase_voltages_v if v > 0) > 1:
-            raise ChargerError(f"{self.name}: this 3-phase unit cannot be limited to one "
-                               f"phase and has more than one phase live; set phases = 3")
+            raise ChargerError("this 3-phase unit cannot be limited to one phase and has "
+                               "more than one phase live; set phases = 3")
 
     def _live(self) -> Session:
         session = self._session
         if session is None:
-            raise ChargerError(f"{self.name}: not connected")
+            raise ChargerError("not connected")
         if session.password_rejected and not session.logged_in:
-            raise ChargerError(f"{self.name}: charger rejected the password")
+            raise ChargerError("charger rejected the password")
         if not session.online:
-            raise ChargerError(f"{self.name}: charger {session.serial} is offline (nothing "
-                               f"heard for {session.timing.offline_after_s:g} s)")
+            raise ChargerError(f"charger {session.serial} is offline (nothing heard for "
+                               f"{session.timing.offline_after_s:g} s)")
         return session
 
     def _fresh_status(self, session: Session) -> p.ACStatus:
         latest = session.status()
         if latest is None:
-            raise ChargerError(f"{self.name}: no status from the charger yet")
+            raise ChargerError("no status from the charger yet")
         status, age_s = latest
         if age_s > STATUS_MAX_AGE_S:
-            raise ChargerError(f"{self.name}: last status is {age_s:.0f} s old")
+            raise ChargerError(f"last status is {age_s:.0f} s old")
         return status
 
     def read(self) -> ChargerReading:
@@ -185,10 +187,18 @@ class EVSEMasterCharger:
             return
         if not on and active is False:
             return
+        if on and self._unplugged(session):
+            raise ChargerError("no vehicle plugged in")
         if on:
             self._start(session)
         else:
             self._stop(session)
+
+    def _unplugged(self, session: Session) -> bool:
+        """The fresh status says no car: a ChargeStart would only be refused."""
+        latest = session.status()
+        return (latest is not None and latest[1] <= STATUS_MAX_AGE_S
+                and latest[0].gun_state == GunState.DISCONNECTED)
 
     def _start(self, session: Session) -> None:
         amps = self._next_current_a
@@ -201,7 +211,7 @@ class EVSEMasterCharger:
         if reply.error_reason == p.START_ALREADY_CHARGING:
             log.info("%s: already charging", self.name)
         elif not reply.ok:
-            raise ChargerError(f"{self.name}: charger refused to start: {reply.error}")
+            raise ChargerError(f"charger refused to start: {reply.error}")
         else:
             log.info("%s: started at %d A", self.name, amps)
         self._started_s, self._stopped_s = time.monotonic(), None
@@ -211,7 +221,7 @@ class EVSEMasterCharger:
                                 Cmd.CHARGE_STOP_RESPONSE)
         assert isinstance(reply, p.ChargeStopReply)
         if not reply.ok:
-            raise ChargerError(f"{self.name}: charger refused to stop (reason "
+            raise ChargerError(f"charger refused to stop (reason "
                                f"{reply.fail_reason})")
         log.info("%s: stopped", self.name)
         self._started_s, self._stopped_s = None, time.monotonic()

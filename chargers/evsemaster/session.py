@@ -120,8 +120,10 @@ class Session:
         self._online = False
         self._info: p.LoginInfo | None = None
         self._confirmed = False
+        self._confirmed_s = 0.0
         self._last_heading_answer_s = 0.0
-        self._login_sent_s: float | None = None
+        self._login_sent_s: float | None = None  # a RequestLogin awaits its answer
+        self._login_refused = False  # a PasswordError came while it waited
         self._next_login_s = 0.0
         self._rejected = False
         self._refusals = 0  # PasswordErrors seen: a pending request() fails fast on one
@@ -221,7 +223,7 @@ class Session:
         timeout_s = self.timing.reply_timeout_s if timeout_s is None else timeout_s
         with self._cond:
             if not self._logged_in(time.monotonic()):
-                raise ChargerError(f"charger {self.serial}: not logged in")
+                raise ChargerError("not logged in")
             refusals = self._refusals
             self._replies.pop(reply, None)
             self._send(build(self.serial, self._password))
@@ -230,12 +232,12 @@ class Session:
             if reply in self._replies:
                 message = self._replies.pop(reply)
                 if message is None:
-                    raise ChargerError(f"charger {self.serial}: malformed {reply.name} reply")
+                    raise ChargerError(f"malformed {reply.name} reply")
                 return message
             if self._refusals != refusals:
-                raise ChargerError(f"charger {self.serial}: refused the command (the session "
-                                   f"had lapsed; logging in again)")
-            raise ChargerError(f"charger {self.serial}: no {reply.name} within {timeout_s:g} s")
+                raise ChargerError("refused the command (the session had lapsed; logging "
+                                   "in again)")
+            raise ChargerError(f"no {reply.name} within {timeout_s:g} s")
 
     def send(self, build: Build) -> None:
         """Send one datagram without waiting for anything."""
@@ -316,7 +318,7 @@ class Session:
             if cmd == Cmd.LOGIN_RESPONSE:
                 self._on_login_response(message, now_s)
             else:
-                self._maybe_login(now_s)
+                self._on_login_broadcast(now_s)
         elif cmd == Cmd.PASSWORD_ERROR:
             self._on_password_error(now_s)
         if cmd in _REPLIES:
@@ -326,9 +328,9 @@ class Session:
     def _on_login_response(self, info: p.LoginInfo, now_s: float) -> None:
         self._send(p.login_confirm(self.serial, self._password))
         was_logged_in = self._logged_in(now_s)
-        self._confirmed = True
+        self._confirmed, self._confirmed_s = True, now_s
         self._rejected = False
-        self._login_sent_s = None
+        self._login_sent_s, self._login_refused = None, False
         self._last_heading_answer_s = now_s  # the first Heading has a full lapse to arrive
         # Put the charger's clock on ours, as the phone app does: start times are its clock.
         self._send(p.set_system_time(self.serial, self._password, datetime.now(UTC), self._tz))
@@ -337,20 +339,27 @@ class Session:
                      info.model, "3-phase" if info.phases == 3 else "1-phase",
                      info.max_current_a)
 
+    def _on_login_broadcast(self, now_s: float) -> None:
+        # A charger broadcasts only while nobody is logged in (a reboot, a lapse on its
+        # side); a few right after our confirm are normal.
+        if self._confirmed and now_s - self._confirmed_s > self.timing.reply_timeout_s:
+            log.info("charger %s: broadcasting again, so the session has ended; logging in "
+                     "again", self.serial)
+            self._confirmed = False
+        self._maybe_login(now_s)
+
     def _on_password_error(self, now_s: float) -> None:
-        self._confirmed = False
+        # PasswordError carries nothing to say what it answers: while a login waits, it may
+        # still be the answer to an ack sent before. Only a login that gets no
+        # LoginResponse within the reply time counts as a rejected password.
         self._refusals += 1
-        if self._login_sent_s is not None:  # the answer to our RequestLogin
-            if not self._rejected:
-                log.error("charger %s: the password was rejected (check password or "
-                          "password_file); trying again every %g s", self.serial,
-                          self.timing.password_retry_s)
-            self._rejected = True
-            self._login_sent_s = None
-            self._next_login_s = now_s + self.timing.password_retry_s
-        else:
+        if self._login_sent_s is not None:
+            self._login_refused = True
+            return
+        if self._confirmed:
             log.info("charger %s: not logged in any more; logging in again", self.serial)
-            self._next_login_s = now_s
+        self._confirmed = False
+        self._next_login_s = now_s
 
     def _maybe_login(self, now_s: float) -> None:
         if self._address is None or self._logged_in(now_s):
@@ -359,7 +368,7 @@ class Session:
             log.info("charger %s: session lapsed (no keep-alive for %g s); logging in again",
                      self.serial, self.timing.session_lapse_s)
             self._confirmed = False
-        if now_s < self._next_login_s:
+        if now_s < self._next_login_s or self._login_sent_s is not None:
             return
         self._send(p.request_login(self.serial, self._password))
         self._login_sent_s = now_s
@@ -377,5 +386,13 @@ class Session:
             self._online = online
         if (self._login_sent_s is not None
                 and now_s - self._login_sent_s > self.timing.reply_timeout_s):
-            self._login_sent_s = None  # unanswered: a PasswordError after this is not ours
+            if self._login_refused:
+                if not self._rejected:
+                    log.error("charger %s: the password was rejected (check password or "
+                              "password_file); trying again every %g s", self.serial,
+                              self.timing.password_retry_s)
+                self._rejected = True
+                self._next_login_s = now_s + self.timing.password_retry_s
+                self._cond.notify_all()
+            self._login_sent_s, self._login_refused = None, False
         self._maybe_login(now_s)

@@ -45,8 +45,9 @@ class EVSEMasterCharger:
         self._line_id = 1
         self._charge_type = 1
         self._next_current_a = int(config.min_current_a)
-        self._started_s: float | None = None  # our last accepted start, by the status clock
-        self._stopped_s: float | None = None
+        self._started_s: float | None = None  # monotonic time of our last accepted start
+        self._stopped_s: float | None = None  # and stop
+        self._told_mismatch: tuple[int, int] | None = None  # logged once per pair
 
     def _password(self) -> str:
         c = self._config
@@ -157,12 +158,17 @@ class EVSEMasterCharger:
             amps = int(caps.clamp(amps))
         self._next_current_a = amps
 
-    def _session_current(self, session: Session) -> int | None:
-        """The current (A) of the running session, or None when none runs (or unknown)."""
-        charging = session.charging_status()
-        if charging is not None and charging[0].current_state in _ACTIVE:
-            return charging[0].max_current_a
-        return None
+    def _note_running_current(self, session: Session) -> None:
+        """Say once when the running session charges at another current than the one set
+        (a session started by someone else, or before a restart of divert)."""
+        latest = session.charging_status()
+        pair = None
+        if latest is not None and latest[0].current_state in _ACTIVE:
+            pair = (latest[0].max_current_a, self._next_current_a)
+        if pair is not None and pair[0] != pair[1] and pair != self._told_mismatch:
+            log.info("%s: the running session charges at %d A; %d A applies from the next "
+                     "start", self.name, *pair)
+        self._told_mismatch = pair
 
     def _active(self, session: Session) -> bool | None:
         """Whether a session runs: our own start or stop until a newer status confirms it,
@@ -180,10 +186,7 @@ class EVSEMasterCharger:
         session = self._live()
         active = self._active(session)
         if on and active:
-            running_a = self._session_current(session)
-            if running_a is not None and running_a != self._next_current_a:
-                log.info("%s: charging at %d A; %d A applies from the next start", self.name,
-                         running_a, self._next_current_a)
+            self._note_running_current(session)
             return
         if not on and active is False:
             return
@@ -221,8 +224,7 @@ class EVSEMasterCharger:
                                 Cmd.CHARGE_STOP_RESPONSE)
         assert isinstance(reply, p.ChargeStopReply)
         if not reply.ok:
-            raise ChargerError(f"charger refused to stop (reason "
-                               f"{reply.fail_reason})")
+            raise ChargerError(f"charger refused to stop (reason {reply.fail_reason})")
         log.info("%s: stopped", self.name)
         self._started_s, self._stopped_s = None, time.monotonic()
 

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from chargers.evsemaster import protocol as p
@@ -74,7 +74,7 @@ class EVSEMasterEmulator:
                  info: p.LoginInfo = BS20,
                  broadcast_to: tuple[str, int] = ("255.255.255.255", p.APP_PORT),
                  bind_host: str = "127.0.0.1", timing: EmulatorTiming | None = None,
-                 tz: tzinfo | None = None, voltage_v: float = 230.0) -> None:
+                 voltage_v: float = 230.0) -> None:
         p.serial_bytes(serial)
         self.serial = serial
         self.password = password  # change it to make the next login fail
@@ -82,7 +82,6 @@ class EVSEMasterEmulator:
         self.broadcast_to = broadcast_to
         self.timing = timing or EmulatorTiming()
         self.voltage_v = voltage_v
-        self._tz = tz
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -254,10 +253,10 @@ class EVSEMasterEmulator:
         elif cmd == Cmd.CHARGING_STATUS_ACK:
             self.charging_status_acks += 1
         elif cmd == Cmd.REQUEST_CHARGING_STATUS:
-            self._send(Cmd.CHARGING_STATUS_RESPONSE, self._charging_status().to_payload(self._tz),
+            self._send(Cmd.CHARGING_STATUS_RESPONSE, self._charging_status().to_payload(),
                        addr)
         elif cmd == Cmd.CHARGE_START:
-            self._charge_start(p.ChargeStartRequest.from_payload(d.payload, self._tz), addr)
+            self._charge_start(p.ChargeStartRequest.from_payload(d.payload), addr)
         elif cmd == Cmd.CHARGE_STOP:
             request = p.ChargeStopRequest.from_payload(d.payload)
             if self._charging:
@@ -266,11 +265,11 @@ class EVSEMasterEmulator:
             self._send(Cmd.CHARGE_STOP_RESPONSE, p.ChargeStopReply(request.line_id, 1, 0)
                        .to_payload(), addr)
         elif cmd == Cmd.SYSTEM_TIME:
-            setting = p.SystemTime.from_payload(d.payload, self._tz)
+            setting = p.SystemTime.from_payload(d.payload)
             if setting.action == Action.SET and setting.time is not None:
                 self._clock_offset_s = (setting.time - datetime.now(UTC)).total_seconds()
             self._send(Cmd.SYSTEM_TIME_RESPONSE,
-                       p.SystemTime(Action.SET, self._now()).to_payload(self._tz), addr)
+                       p.SystemTime(Action.SET, self._now()).to_payload(), addr)
         elif cmd == Cmd.GET_VERSION:
             version = p.VersionInfo(self.info.hardware_version, self.info.hardware_version,
                                     0x42296D48)
@@ -409,7 +408,7 @@ class EVSEMasterEmulator:
             self._next_heading_s = now_s + t.heading_interval_s
         if now_s >= self._next_status_s:
             self._send(Cmd.AC_STATUS, self._ac_status().to_payload(), self._app)
-            self._send(Cmd.CHARGING_STATUS, self._charging_status().to_payload(self._tz),
+            self._send(Cmd.CHARGING_STATUS, self._charging_status().to_payload(),
                        self._app)
             self._next_status_s = now_s + t.status_interval_s
 

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from enum import IntEnum
-from typing import ClassVar, Protocol, Self
+from typing import ClassVar, Self
 
 APP_PORT = 28376  # the app (controller) side binds this; chargers send from any port
 HEADER = b"\x06\x01"
@@ -274,12 +274,6 @@ def _raw_temperature(value_c: float | None) -> int:
 def _need(payload: bytes, size: int, what: str) -> None:
     if len(payload) < size:
         raise ProtocolError(f"{what}: payload is {len(payload)} bytes, need {size}")
-
-
-class Payload(Protocol):
-    COMMANDS: ClassVar[tuple[Cmd, ...]]
-
-    def to_payload(self, tz: tzinfo | None = None) -> bytes: ...
 
 
 # --- charger → app -------------------------------------------------------------------------

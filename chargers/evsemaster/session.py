@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime
 
 from chargers.base import ChargerError
 from chargers.evsemaster import protocol as p
@@ -102,13 +102,12 @@ class Session:
 
     def __init__(self, serial: str, password: str, *, port: int = p.APP_PORT,
                  bind_host: str = "", host: tuple[str, int] | None = None,
-                 tz: tzinfo | None = None, timing: Timing | None = None) -> None:
+                 timing: Timing | None = None) -> None:
         p.serial_bytes(serial)  # ValueError now rather than in the thread
         self.serial = serial
         self._password = password
         self._port = port
         self._bind_host = bind_host
-        self._tz = tz
         self.timing = timing or Timing()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -239,11 +238,6 @@ class Session:
                                    "in again)")
             raise ChargerError(f"no {reply.name} within {timeout_s:g} s")
 
-    def send(self, build: Build) -> None:
-        """Send one datagram without waiting for anything."""
-        with self._cond:
-            self._send(build(self.serial, self._password))
-
     # --- the thread -------------------------------------------------------------------------
 
     def _run(self) -> None:
@@ -296,7 +290,7 @@ class Session:
         self._address = addr  # the charger's port changes; always answer the last one
         log.debug("charger %s: received %#06x %s", self.serial, d.command, d.payload.hex())
         try:
-            message = p.decode(d, self._tz)
+            message = p.decode(d)
         except ProtocolError as exc:
             log.warning("charger %s: malformed %#06x payload: %s", self.serial, d.command, exc)
             if d.command in _REPLIES:  # fail the waiting request now, not at its timeout
@@ -333,7 +327,7 @@ class Session:
         self._login_sent_s, self._login_refused = None, False
         self._last_heading_answer_s = now_s  # the first Heading has a full lapse to arrive
         # Put the charger's clock on ours, as the phone app does: start times are its clock.
-        self._send(p.set_system_time(self.serial, self._password, datetime.now(UTC), self._tz))
+        self._send(p.set_system_time(self.serial, self._password, datetime.now(UTC)))
         if not was_logged_in:
             log.info("charger %s: logged in (%s %s, %s, %d A max)", self.serial, info.brand,
                      info.model, "3-phase" if info.phases == 3 else "1-phase",

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+from pydantic import Field
+
+from chargers.psp.config import PSPConfig
 from chargers.simulated import SimulatedConfig
 
 if TYPE_CHECKING:
@@ -12,7 +15,7 @@ if TYPE_CHECKING:
 
 # Every driver's config model; with more than one, a union discriminated by `type`:
 #   Annotated[SimulatedConfig | OpenEVSEConfig, Field(discriminator="type")]
-AnyChargerConfig = SimulatedConfig
+AnyChargerConfig = Annotated[SimulatedConfig | PSPConfig, Field(discriminator="type")]
 
 
 def create(config: AnyChargerConfig, settings: Settings) -> Charger:
@@ -21,4 +24,8 @@ def create(config: AnyChargerConfig, settings: Settings) -> Charger:
         from chargers.simulated import SimulatedCharger
 
         return SimulatedCharger(config)
+    if isinstance(config, PSPConfig):
+        from chargers.psp.driver import PSPCharger
+
+        return PSPCharger(config)
     raise ValueError(f"no driver for charger type {config.type!r}")

@@ -21,13 +21,14 @@ request is applied, then the connection closes), or answer truncated or non-JSON
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import math
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -117,6 +118,7 @@ class PSPEmulator:
         self.total_energy_ws = 0.0
         self._session_s = 0.0
         self._server: ThreadingHTTPServer | None = None
+        self._connections: set[socket.socket] = set()  # open keep-alive connections
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -139,6 +141,11 @@ class PSPEmulator:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self._lock:  # like a controller that went away: open connections die too
+            for conn in self._connections:
+                with contextlib.suppress(OSError):  # already closed by the client
+                    conn.shutdown(socket.SHUT_RDWR)
+            self._connections.clear()
 
     def __enter__(self) -> PSPEmulator:
         return self.start()
@@ -186,7 +193,7 @@ class PSPEmulator:
 
     # -- the model ---------------------------------------------------------------------------
 
-    @contextmanager
+    @contextlib.contextmanager
     def _model(self) -> Iterator[None]:
         """Hold the lock with time advanced to now: energy integrated, toggles applied."""
         with self._lock:
@@ -402,7 +409,18 @@ def _check_type(key: str, value: Any, types: Mapping[str, type]) -> None:
 def _handler_for(emulator: PSPEmulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, like the controller's web server
+        disable_nagle_algorithm = True  # headers and body go out as separate writes
         timeout = 10  # s; an idle keep-alive connection is dropped after this
+
+        def setup(self) -> None:
+            super().setup()
+            with emulator._lock:
+                emulator._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with emulator._lock:
+                emulator._connections.discard(self.connection)
+            super().finish()
 
         def do_GET(self) -> None:
             self._handle("GET")

@@ -1,10 +1,10 @@
 """The PSP EVSE driver: a power-setpoint charger throttled through `EVSEPowerAvailable`.
 
 The controller only follows `EVSEPowerAvailable` when its power optimisation is on and driven
-remotely (`ControlStrategy` = 1, `Meter2Type` = 7). If it is not, `connect` logs one line
-naming the settings to change and raises `ChargerError`: a charger that would draw its full
-current whatever divert asks must not be started by divert at all, and a driver that raises
-here is retried by the daemon, so fixing the setting on the charger is enough.
+remotely (`ControlStrategy` = 1, `Meter2Type` = 7). If it is not, `connect` raises
+`ChargerError` whose one-line message names the settings to change (the daemon logs it): a
+charger that would draw its full current whatever divert asks must not be started by divert
+at all, and the daemon retries `connect`, so fixing the setting on the charger is enough.
 
 Start and stop share one write, `ChargeStartToggle`, which flips the present state. `enable`
 reads `ChargerStarted`, toggles only if it differs from the intent, and reads back; a toggle
@@ -54,7 +54,6 @@ class PSPCharger:
         self._clock = clock
         self._sleep = sleep
         self._client: WebAPIClient | None = None
-        self._misconfig_logged: str | None = None  # logged once, not on every retry
         self._fault: str | None = None  # the fault last logged
         self._toggled: tuple[bool, float] | None = None  # unconfirmed toggle: intent, clock
         self._setpoint_w: float | None = None
@@ -68,14 +67,9 @@ class PSPCharger:
                  info.version, info.mac or "?", info.general or "no health report")
         problems = cfg.problems()
         if problems:
-            message = (f"{self.name}: the PSP EVSE at {client.base_url} ignores "
-                       f"EVSEPowerAvailable as configured; in its system settings set "
-                       f"{' and '.join(problems)}")
-            if message != self._misconfig_logged:
-                log.error("%s", message)
-                self._misconfig_logged = message
-            raise ChargerError(message)
-        self._misconfig_logged = None
+            raise ChargerError(f"the PSP EVSE at {client.base_url} ignores EVSEPowerAvailable "
+                               f"as configured; in its system settings set "
+                               f"{' and '.join(problems)}")
         c = self._config
         phases = 3 if cfg.three_phase else 1
         if phases != c.phases:
@@ -130,11 +124,11 @@ class PSPCharger:
         intent = "start" if on else "stop"
         if self._toggled is not None and self._toggled[0] == on \
                 and self._clock() - self._toggled[1] < TOGGLE_SETTLE_S:
-            raise ChargerError(f"{self.name}: a {intent} was sent but ChargerStarted is still "
+            raise ChargerError(f"a {intent} was sent but ChargerStarted is still "
                                f"{str(status.started).lower()}; not toggling again before "
                                f"{TOGGLE_SETTLE_S:g} s passed")
         if not status.start_stop_allowed:
-            raise ChargerError(f"{self.name}: cannot {intent} now: StartStopAllowed is false "
+            raise ChargerError(f"cannot {intent} now: StartStopAllowed is false "
                                f"({status.words()})")
         self._toggled = (on, self._clock())
         try:
@@ -150,7 +144,7 @@ class PSPCharger:
                 self._toggled = None
                 log.info("%s: charging %s", self.name, "started" if on else "stopped")
                 return
-        raise ChargerError(f"{self.name}: sent one ChargeStartToggle to {intent} but "
+        raise ChargerError(f"sent one ChargeStartToggle to {intent} but "
                            f"ChargerStarted did not change after {CONFIRM_READS} reads; not "
                            f"toggling again before {TOGGLE_SETTLE_S:g} s passed")
 

@@ -63,13 +63,13 @@ class PSPCharger:
         client = self._open()
         cfg = client.get(SYSTEM_CONFIG, parse_system_config)
         info = client.get(SYSTEM_INFO, parse_system_info)
-        log.info("%s: PSP EVSE %s, firmware %s, MAC %s: %s", self.name, info.product or "?",
-                 info.version, info.mac or "?", info.general or "no health report")
         problems = cfg.problems()
         if problems:
             raise ChargerError(f"the PSP EVSE at {client.base_url} ignores EVSEPowerAvailable "
                                f"as configured; in its system settings set "
                                f"{' and '.join(problems)}")
+        log.info("%s: PSP EVSE %s, firmware %s, MAC %s: %s", self.name, info.product or "?",
+                 info.version, info.mac or "?", info.general or "no health report")
         c = self._config
         phases = 3 if cfg.three_phase else 1
         if phases != c.phases:

@@ -110,12 +110,12 @@ class PSPEmulator:
         self._last_s = self._boot_s
         self._plugged = False
         self._fault: EvseState | None = None
-        self.started = False
-        self.boosted = False
+        self._started = False  # ChargerStarted
+        self._boosted = False
         self._pending_toggles: list[float] = []  # clock times at which toggles take effect
-        self.power_available_w: float | None = None  # last EVSEPowerAvailable since boot
-        self.energy_ws = 0.0  # this session
-        self.total_energy_ws = 0.0
+        self._power_available_w: float | None = None  # last EVSEPowerAvailable since boot
+        self._energy_ws = 0.0  # ActualEnergy: this session
+        self._total_energy_ws = 0.0
         self._session_s = 0.0
         self._server: ThreadingHTTPServer | None = None
         self._connections: set[socket.socket] = set()  # open keep-alive connections
@@ -158,13 +158,13 @@ class PSPEmulator:
     def plug_in(self) -> None:
         with self._model():
             self._plugged = True
-            self.energy_ws = self._session_s = 0.0
-            self.started = bool(self.config["ChargeAutoStart"])
+            self._energy_ws = self._session_s = 0.0
+            self._started = bool(self.config["ChargeAutoStart"])
 
     def unplug(self) -> None:
         with self._model():
             self._plugged = False
-            self.started = self.boosted = False
+            self._started = self._boosted = False
             self._pending_toggles.clear()
 
     def set_fault(self, state: EvseState | None) -> None:
@@ -188,8 +188,27 @@ class PSPEmulator:
 
     @property
     def power_w(self) -> float:
+        """ActualPower now, W."""
         with self._model():
             return self._power_w()
+
+    @property
+    def started(self) -> bool:
+        """ChargerStarted now."""
+        with self._model():
+            return self._started
+
+    @property
+    def power_available_w(self) -> float | None:
+        """The last EVSEPowerAvailable written since boot, W."""
+        with self._model():
+            return self._power_available_w
+
+    @property
+    def energy_ws(self) -> float:
+        """ActualEnergy now, Ws."""
+        with self._model():
+            return self._energy_ws
 
     # -- the model ---------------------------------------------------------------------------
 
@@ -201,7 +220,7 @@ class PSPEmulator:
             due = [t for t in self._pending_toggles if t <= now]
             for t in sorted(due):
                 self._integrate(t)
-                self.started = not self.started
+                self._started = not self._started
             self._pending_toggles = [t for t in self._pending_toggles if t > now]
             self._integrate(now)
             yield
@@ -209,9 +228,9 @@ class PSPEmulator:
     def _integrate(self, now: float) -> None:
         dt_s = max(0.0, now - self._last_s)
         power_w = self._power_w()
-        self.energy_ws += power_w * dt_s
-        self.total_energy_ws += power_w * dt_s
-        if self.started:
+        self._energy_ws += power_w * dt_s
+        self._total_energy_ws += power_w * dt_s
+        if self._started:
             self._session_s += dt_s
         self._last_s = now
 
@@ -219,18 +238,19 @@ class PSPEmulator:
         return 3 if self.config["Charge3Phase"] else 1
 
     def _max_power_w(self) -> float:
-        max_a = float(self.config["ChargeCurrentBoost" if self.boosted else "ChargeCurrent"])
+        max_a = float(self.config["ChargeCurrentBoost" if self._boosted else "ChargeCurrent"])
         return max_a * VOLTAGE_V * self._phases()
 
     def _available_w(self) -> float:
         if self.config["ControlStrategy"] != 1:
             return self._max_power_w()
-        return min(self._max_power_w(), self.power_available_w or 0.0)
+        return min(self._max_power_w(), self._power_available_w or 0.0)
 
     def _current_a(self) -> float:
-        if not (self._plugged and self.started) or self._fault is not None:
+        if not (self._plugged and self._started) or self._fault is not None:
             return 0.0
-        current_a = math.floor(self._available_w() / (VOLTAGE_V * self._phases()) * 10) / 10
+        per_phase_a = self._available_w() / (VOLTAGE_V * self._phases())
+        current_a = math.floor(per_phase_a * 10 + 1e-9) / 10  # the pilot's 0.1 A steps
         return current_a if current_a >= MIN_CURRENT_A else 0.0
 
     def _power_w(self) -> float:
@@ -253,13 +273,13 @@ class PSPEmulator:
             "TimeStamp": self._timestamp_ms(), "SystemVersion": "1.1.0",
             "WiFiInfo": "emulator:100%", "EvseState": int(self._evse_state()),
             "ThreePhaseCharging": self._phases() == 3, "ActualCurrent": self._current_a(),
-            "ActualPower": self._power_w(), "ActualEnergy": round(self.energy_ws),
+            "ActualPower": self._power_w(), "ActualEnergy": round(self._energy_ws),
             "ActualDuration": f"{secs // 3600:02d}h:{secs // 60 % 60:02d}m:{secs % 60:02d}s",
             "ActualDurationTotalSeconds": secs,
             "AutoStartAllowed": self.config["ChargeAutoStart"],
             "StartStopAllowed": self._plugged and self._fault is None,
             "BoostAllowed": self._plugged and self._fault is None,
-            "ChargerStarted": self.started, "ChargeBoosted": self.boosted,
+            "ChargerStarted": self._started, "ChargeBoosted": self._boosted,
             "Meter1Status": 0, "Meter2Status": 0,
         }
         if self.config["ChargerMode"] == 1:  # socket: the cable's PP resistor codes a current
@@ -270,7 +290,7 @@ class PSPEmulator:
 
     def _meter(self, name: str, present: bool) -> dict[str, Any]:
         valid = "Valid" if present else "Not available"
-        total_kwh = self.total_energy_ws / 3.6e6
+        total_kwh = self._total_energy_ws / 3.6e6
         registers = [("0x04_0x0034", "TotalSystemPower[W]", self._power_w()),
                      ("0x04_0x0048", "TotalImport[kWh]", total_kwh),
                      ("0x04_0x004a", "TotalExport[kWh]", 0.0),
@@ -289,10 +309,10 @@ class PSPEmulator:
 
     def _reboot(self) -> None:
         self._boot_s = self._clock()
-        self.started = self.boosted = False
+        self._started = self._boosted = False
         self._pending_toggles.clear()
-        self.power_available_w = None
-        self.energy_ws = self._session_s = 0.0
+        self._power_available_w = None
+        self._energy_ws = self._session_s = 0.0
 
     # -- requests ----------------------------------------------------------------------------
 
@@ -331,15 +351,15 @@ class PSPEmulator:
         if "EVSEPowerAvailable" in body and body["EVSEPowerAvailable"] < 0:
             raise _Reply(400, "EVSEPowerAvailable must be >= 0")
         if "EVSEPowerAvailable" in body:
-            self.power_available_w = float(body["EVSEPowerAvailable"])
+            self._power_available_w = float(body["EVSEPowerAvailable"])
         allowed = self._plugged and self._fault is None
         if body.get("ChargeStartToggle") is True and allowed:
             if self.toggle_delay_s > 0:
                 self._pending_toggles.append(self._clock() + self.toggle_delay_s)
             else:
-                self.started = not self.started
+                self._started = not self._started
         if body.get("ChargeBoostToggle") is True and allowed:
-            self.boosted = not self.boosted
+            self._boosted = not self._boosted
         return 200, {key: "Performing" for key in body}
 
     def _set_config(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:

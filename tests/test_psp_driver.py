@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chargers.base import ChargerError, PowerLimiter
 from chargers.psp.client import ALLOWED_WRITES, WebAPIClient
@@ -323,3 +325,46 @@ def test_writes_off_the_allow_list_are_refused_before_sending(
 
 def test_the_allow_list_is_the_throttle_and_the_toggle_only() -> None:
     assert {p: set(keys) for p, keys in ALLOWED_WRITES.items()} == {EVSE_CTRL: ALLOWED}
+
+
+@pytest.fixture(scope="module")
+def shared_emu() -> Iterator[PSPEmulator]:
+    with PSPEmulator() as emulator:
+        yield emulator
+
+
+_faults = st.none() | st.tuples(st.sampled_from([F.LOST, F.TRUNCATED, F.GARBAGE]),
+                                st.sampled_from([EVSE_CTRL, STATUS]), st.integers(1, 4))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), _faults), min_size=1, max_size=6))
+def test_whatever_replies_are_lost_a_decision_never_toggles_twice(
+        shared_emu: PSPEmulator, steps: list[tuple[bool, tuple[F, str, int] | None]]) -> None:
+    emu = shared_emu
+    emu.unplug()
+    emu.plug_in()
+    driver = PSPCharger(PSPConfig(name="garage", url=emu.url, phases=3, timeout_s=0.5,
+                                  retry_backoff_s=0))
+    try:
+        for on, fault in steps:
+            before = emu.started
+            sent = len(emu.writes("ChargeStartToggle"))
+            if fault is not None:
+                emu.inject(fault[0], path=fault[1], count=fault[2])
+            try:
+                driver.enable(on)
+                confirmed = True
+            except ChargerError:
+                confirmed = False
+            toggles = len(emu.writes("ChargeStartToggle")) - sent
+            assert toggles <= 1
+            if before == on:
+                assert toggles == 0
+            if toggles or confirmed:
+                assert emu.started == on  # never flipped back, never left the other way
+            emu.clear_faults()
+    finally:
+        driver.close()
+    assert all(r.path == EVSE_CTRL and set(r.body) <= ALLOWED
+               for r in emu.requests if r.method == "POST")

@@ -92,6 +92,8 @@ def test_unknown_evse_state_is_named_not_guessed() -> None:
 def test_stopped_session_is_said() -> None:
     assert parse_status(_body({**GUIDE_STATUS, "ChargerStarted": False})).words() == \
         "vehicle connected, stopped"
+    assert parse_status(_body({**GUIDE_STATUS, "StartStopAllowed": False})).words() == \
+        "vehicle connected, start/stop not allowed"
 
 
 @pytest.mark.parametrize(("body", "message"), [

@@ -180,6 +180,11 @@ class PSPEmulator:
         with self._lock:
             self._injections.append(_Injection(fault, method, path, count, delay_s))
 
+    def clear_faults(self) -> None:
+        """Forget injected reply faults not used up yet."""
+        with self._lock:
+            self._injections.clear()
+
     def writes(self, key: str) -> list[Any]:
         """The values POSTed for `key`, oldest first, whatever the reply was."""
         with self._lock:

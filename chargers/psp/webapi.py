@@ -117,6 +117,8 @@ class Status:
         words = state_words(self.evse_state)
         if self.vehicle_connected and not self.started:
             words += ", stopped"
+        if self.vehicle_connected and not self.start_stop_allowed:
+            words += ", start/stop not allowed"
         return words
 
 

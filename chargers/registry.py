@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
+from chargers.goe_ocpp.config import GoEOcppConfig
 from chargers.psp.config import PSPConfig
 from chargers.simulated import SimulatedConfig
 
@@ -15,7 +16,8 @@ if TYPE_CHECKING:
 
 # Every driver's config model; with more than one, a union discriminated by `type`:
 #   Annotated[SimulatedConfig | OpenEVSEConfig, Field(discriminator="type")]
-AnyChargerConfig = Annotated[SimulatedConfig | PSPConfig, Field(discriminator="type")]
+AnyChargerConfig = Annotated[SimulatedConfig | GoEOcppConfig | PSPConfig,
+                             Field(discriminator="type")]
 
 
 def create(config: AnyChargerConfig, settings: Settings) -> Charger:
@@ -24,6 +26,10 @@ def create(config: AnyChargerConfig, settings: Settings) -> Charger:
         from chargers.simulated import SimulatedCharger
 
         return SimulatedCharger(config)
+    if isinstance(config, GoEOcppConfig):
+        from chargers.goe_ocpp.driver import GoEOcppCharger
+
+        return GoEOcppCharger(config, settings.ocpp, settings.interval_s)
     if isinstance(config, PSPConfig):
         from chargers.psp.driver import PSPCharger
 

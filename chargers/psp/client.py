@@ -19,7 +19,6 @@ from chargers.base import ChargerError
 from chargers.psp.webapi import EVSE_CTRL, WebAPIError
 
 log = logging.getLogger(__name__)
-logging.getLogger("httpx").setLevel(logging.WARNING)  # INFO logs every request, every loop
 
 T = TypeVar("T")
 

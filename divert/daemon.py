@@ -8,7 +8,6 @@ drivers, so drivers are only ever called from one thread at a time.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import threading
@@ -308,9 +307,12 @@ class Daemon:
                 return
             self._kick_pending = True
             delay_s = max(0.0, self._last_run_s + DEBOUNCE_S - time.monotonic())
-        with contextlib.suppress(JobLookupError):  # the scheduler is stopping
+        try:
             self.scheduler.modify_job("control", next_run_time=datetime.now(self.tz)
                                       + timedelta(seconds=delay_s))
+        except JobLookupError:  # not started yet, or stopping: the interval run will do
+            with self._kick_lock:
+                self._kick_pending = False
 
     def _control_job(self) -> None:
         with self._kick_lock:

@@ -388,10 +388,11 @@ class Daemon:
         mono_s = time.monotonic()
         m = self.metrics
         actuator = self.actuators.get(name) or self._connect(name, mono_s)
-        m.connected.labels(name).set(float(actuator is not None))
         if actuator is None:
+            m.connected.labels(name).set(0.0)
             return
         reading = self.readings[name] = self._read(name, mono_s)
+        m.connected.labels(name).set(float(reading is not None))
         measured_w = None if reading is None else reading.power_w
         first = next(iter(self.chargers)) == name
         ev_w = values.get("ev_power") if first and "ev_power" in self.feeds.feeds else measured_w

@@ -103,9 +103,8 @@ class Daemon:
         self.readings: dict[str, ChargerReading | None] = {}
         self._runs = {name: _ChargerRun() for name in self.chargers}
         self._warn = {name: LogThrottle(log) for name in self.chargers}
-        self.metrics = Metrics(self.chargers, ("grid", "solar", "load", "voltage", "battery",
-                                               "battery_soc", "ev_power"))
         self.feeds = Feeds(settings.feeds, self._feed_error)
+        self.metrics = Metrics(self.chargers, self.feeds.feeds)
         self.mqtt = MqttLink(settings.mqtt, self.feeds.topics(), self._on_message,
                              lambda up: self.metrics.mqtt_connected.set(float(up)))
         self.state_file = StateFile(settings.state.path)

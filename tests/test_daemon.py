@@ -207,13 +207,18 @@ def test_starts_used_before_a_restart_still_count(tmp_path: Path, mosquitto: Any
         publisher.until("home/grid", "-3000", lambda: sim.enabled)
     finally:
         daemon.stop()
-    saved = json.loads((tmp_path / "state.json").read_text())
-    assert len(saved["chargers"]["garage"]["controller"]["guard"]["starts_s"]) == 2
+    saved = json.loads((tmp_path / "state.json").read_text())["chargers"]["garage"]
+    assert len(saved["controller"]["guard"]["starts_s"]) == 2
+    assert saved["ev_from_surplus_wh"] > 0
 
     daemon = Daemon(config)
     daemon.start()
     try:
         sim = _sim(daemon)
+        # The energy counters carry on from the saved totals.
+        assert daemon.metrics.registry.get_sample_value(
+            "divert_ev_energy_from_surplus_watt_hours_total",
+            {"charger": "garage"}) >= saved["ev_from_surplus_wh"]
         publisher.until("home/grid", "-3000", lambda: "blocked" in getattr(
             daemon.last_decisions.get("garage"), "reason", ""), what="a blocked start")
         assert daemon.last_decisions["garage"].reason == \
@@ -226,11 +231,30 @@ def test_starts_used_before_a_restart_still_count(tmp_path: Path, mosquitto: Any
         daemon.stop()
 
 
+_GOOD_STATE: dict[str, Any] = {
+    "version": 1, "saved_at": 1.7e9, "config_mode": "solar", "mode": "solar", "limit_a": None,
+    "chargers": {"garage": {
+        "controller": {"guard": {"on": False, "changed_s": None, "starts_s": []},
+                       "setpoint_a": 6.0, "mode": "solar"},
+        "ev_from_surplus_wh": 1.0, "ev_from_grid_wh": 0.0}}}
+
+
+@pytest.mark.parametrize("content", [
+    '{"version": 1, "chargers": {"garage": {"controller": {"gua',  # truncated
+    '{"version": 1}',
+    json.dumps({**_GOOD_STATE, "mode": "turbo"}),
+    json.dumps({**_GOOD_STATE, "chargers": {"garage": {
+        **_GOOD_STATE["chargers"]["garage"], "ev_from_grid_wh": -5}}}),
+    json.dumps({**_GOOD_STATE, "chargers": {"garage": {
+        **_GOOD_STATE["chargers"]["garage"],
+        "controller": {"guard": {"starts_s": ["soon"]}}}}}),
+])
 def test_a_corrupt_state_file_is_set_aside(tmp_path: Path, mosquitto: Any,
                                            publisher: Publisher,
-                                           caplog: pytest.LogCaptureFixture) -> None:
+                                           caplog: pytest.LogCaptureFixture,
+                                           content: str) -> None:
     state = tmp_path / "state.json"
-    state.write_text('{"version": 1, "chargers": {"garage": {"controller": {"gua')
+    state.write_text(content)
     daemon = Daemon(settings(tmp_path, mosquitto))
     daemon.start()
     try:
@@ -239,7 +263,7 @@ def test_a_corrupt_state_file_is_set_aside(tmp_path: Path, mosquitto: Any,
     finally:
         daemon.stop()
     aside = list(tmp_path.glob("state.json.corrupt-*"))
-    assert len(aside) == 1 and aside[0].read_text().endswith('"gua')
+    assert len(aside) == 1 and aside[0].read_text() == content
     assert "state file" in caplog.text and "unusable" in caplog.text
     assert json.loads(state.read_text())["version"] == 1  # a good one written since
 

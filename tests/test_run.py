@@ -182,3 +182,17 @@ def test_unusable_config_is_one_line_and_exit_1(tmp_path: Path, text: str,
     assert proc.returncode == 1
     assert f"{cfg}: {message}" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_sigint_stops_cleanly_too(tmp_path: Path, mosquitto: Any) -> None:
+    cfg = tmp_path / "divert.toml"
+    cfg.write_text(_toml(config(tmp_path, mosquitto)))
+    run = Run(cfg)
+    try:
+        wait_for(lambda: "divert running" in run.log, 15, "the start")
+        run.proc.send_signal(signal.SIGINT)
+        assert run.proc.wait(5) == 0
+    finally:
+        run.finish()
+    assert "SIGINT: stopping" in run.log and "divert stopped" in run.log
+    assert (tmp_path / "state.json").exists()

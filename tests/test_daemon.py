@@ -288,3 +288,21 @@ def test_schedule_entry_switches_mode_and_caps_current(tmp_path: Path, mosquitto
         daemon.stop()
     saved = json.loads((tmp_path / "state.json").read_text())
     assert saved["mode"] == "solar" and saved["limit_a"] is None
+
+
+def test_a_fresh_grid_value_runs_the_loop_at_once_and_reassert_repeats(
+        tmp_path: Path, mosquitto: Any, publisher: Publisher) -> None:
+    # With a 300 s interval only the kick on a fresh value can bring the start in time.
+    daemon = Daemon(settings(tmp_path, mosquitto, interval_s=300, reassert_s=0.5))
+    daemon.start()
+    try:
+        sim = _sim(daemon)
+        wait_for(lambda: sim.commands, what="the first cycle")
+        publisher.until("home/grid", "-3000", lambda: sim.enabled, what="a start on the kick")
+        # Re-assert: the same decision is sent again in full once reassert_s has passed.
+        n = len(sim.commands)
+        publisher.until("home/grid", "-3000", lambda: len(sim.commands) >= n + 2,
+                        what="a re-assert")
+        assert _after(sim.commands, n)[:2] == [("current", 13.0), ("enable", 1.0)]
+    finally:
+        daemon.stop()

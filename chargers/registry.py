@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+from pydantic import Field
+
+from chargers.goe_ocpp.config import GoEOcppConfig
 from chargers.simulated import SimulatedConfig
 
 if TYPE_CHECKING:
@@ -12,7 +15,7 @@ if TYPE_CHECKING:
 
 # Every driver's config model; with more than one, a union discriminated by `type`:
 #   Annotated[SimulatedConfig | OpenEVSEConfig, Field(discriminator="type")]
-AnyChargerConfig = SimulatedConfig
+AnyChargerConfig = Annotated[SimulatedConfig | GoEOcppConfig, Field(discriminator="type")]
 
 
 def create(config: AnyChargerConfig, settings: Settings) -> Charger:
@@ -21,4 +24,8 @@ def create(config: AnyChargerConfig, settings: Settings) -> Charger:
         from chargers.simulated import SimulatedCharger
 
         return SimulatedCharger(config)
+    if isinstance(config, GoEOcppConfig):
+        from chargers.goe_ocpp.driver import GoEOcppCharger
+
+        return GoEOcppCharger(config, settings.ocpp, settings.interval_s)
     raise ValueError(f"no driver for charger type {config.type!r}")

@@ -22,6 +22,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from chargers.goe_ocpp.config import OcppConfig
 from chargers.registry import AnyChargerConfig
 from divert.modes import Mode
 
@@ -155,6 +156,7 @@ class Settings(BaseSettings):
     policy: PolicyConfig = PolicyConfig()
     relay: RelayConfig = RelayConfig()
     chargers: list[AnyChargerConfig] = Field(default_factory=list)
+    ocpp: OcppConfig = OcppConfig()  # the central system go-e chargers connect to
     metrics: MetricsConfig = MetricsConfig()
     state: StateConfig = StateConfig()
     schedule: list[ScheduleEntry] = Field(default_factory=list)

@@ -276,15 +276,6 @@ class Daemon:
             controller.mode = self.mode
             controller.set_limit(self.limit_a)
 
-    def set_mode(self, mode: Mode) -> None:
-        """Switch every charger's mode now (kept across restarts)."""
-        with self._lock:
-            self.mode = mode
-            for controller in self.controllers.values():
-                controller.mode = mode
-            self._save()
-        self.kick()
-
     # --- the control loop --------------------------------------------------------------
 
     def _feed_error(self, feed: str) -> None:

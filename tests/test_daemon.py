@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as mqtt
 import pytest
 from conftest import free_port
-from daemon_support import Publisher, settings, wait_for
-from paho.mqtt.enums import CallbackAPIVersion
+from daemon_support import Publisher, retained, settings, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
 from chargers.simulated import Command, SimulatedCharger
@@ -80,21 +78,6 @@ def test_grid_values_become_setpoints(tmp_path: Path, mosquitto: Any,
     assert not sim.enabled  # shutdown state "pause"
 
 
-def _retained(broker: Any, topic: str, timeout_s: float = 5.0) -> str:
-    """The retained payload on `topic`, read by a fresh client."""
-    got: list[str] = []
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-reader")
-    client.on_message = lambda c, u, msg: got.append(msg.payload.decode())
-    client.connect(broker.host, broker.port)
-    client.subscribe(topic)
-    client.loop_start()
-    try:
-        return wait_for(lambda: got and got[-1], timeout_s, f"a retained message on {topic}")
-    finally:
-        client.disconnect()
-        client.loop_stop()
-
-
 def test_broker_outage_reconnects_and_control_continues(tmp_path: Path, mosquitto: Any,
                                                         publisher: Publisher) -> None:
     daemon = Daemon(settings(tmp_path, mosquitto))
@@ -102,7 +85,7 @@ def test_broker_outage_reconnects_and_control_continues(tmp_path: Path, mosquitt
     try:
         sim = _sim(daemon)
         publisher.until("home/grid", "-3000", lambda: sim.current_a == 13.0 and sim.enabled)
-        assert _retained(mosquitto, "divert/status") == "online"
+        assert retained(mosquitto, "divert/status") == "online"
         mosquitto.stop()
         wait_for(lambda: not daemon.mqtt.connected, what="the daemon to notice")
         cycles = _count(daemon)
@@ -112,10 +95,10 @@ def test_broker_outage_reconnects_and_control_continues(tmp_path: Path, mosquitt
         publisher.until("home/grid", "-1990", lambda: sim.current_a == 8.0, timeout_s=20,
                         what="control after the reconnect")
         assert daemon.mqtt.connected
-        assert _retained(mosquitto, "divert/status") == "online"
+        assert retained(mosquitto, "divert/status") == "online"
     finally:
         daemon.stop()
-    assert _retained(mosquitto, "divert/status") == "offline"
+    assert retained(mosquitto, "divert/status") == "offline"
 
 
 def test_stale_feed_fail_safe_then_recovery(tmp_path: Path, mosquitto: Any,

@@ -59,9 +59,9 @@ def test_notify_datagrams_and_watchdog_pacing(tmp_path: Path) -> None:
         sock.bind("\0" + name)  # the abstract namespace, as systemd uses
         sock.settimeout(2)
         now = [0.0]
-        notifier = Notifier.from_env({"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "2000000"})
-        notifier._clock = lambda: now[0]
-        assert notifier.watchdog_s == 2.0
+        assert Notifier.from_env({"NOTIFY_SOCKET": "@" + name,
+                                  "WATCHDOG_USEC": "2000000"}).watchdog_s == 2.0
+        notifier = Notifier("@" + name, watchdog_s=2.0, clock=lambda: now[0])
         notifier.ready("mode solar")
         assert sock.recv(100) == b"READY=1\nSTATUS=mode solar"
         notifier.status("mode solar")  # unchanged: not sent

@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_support import Publisher, config, wait_for
-from test_daemon import _retained
+from daemon_support import Publisher, config, retained, wait_for
 
 
 def _toml(data: dict[str, Any]) -> str:
@@ -123,7 +122,7 @@ def test_notify_signals_and_reload(tmp_path: Path, mosquitto: Any,
         publisher.until("home/grid", "-3000", lambda: any(
             "garage: starting" in f for f in notify.fields()), what="a status with a reason")
         assert any(f.startswith("STATUS=mode solar; garage: ") for f in notify.fields())
-        assert _retained(mosquitto, "divert/status") == "online"
+        assert retained(mosquitto, "divert/status") == "online"
 
         # An invalid config on SIGHUP: logged, and the daemon runs on.
         cfg.write_text(_toml(data).replace('mode = "solar"', 'mode = "turbo"'))
@@ -148,7 +147,7 @@ def test_notify_signals_and_reload(tmp_path: Path, mosquitto: Any,
         assert proc.wait(5) == 0
         assert time.monotonic() - started < 5
         assert "STOPPING=1" in notify.fields()
-        assert _retained(mosquitto, "divert/status") == "offline"
+        assert retained(mosquitto, "divert/status") == "offline"
     finally:
         publisher.close()
         run.finish()
@@ -161,10 +160,10 @@ def test_killed_daemon_leaves_offline_via_last_will(tmp_path: Path, mosquitto: A
     cfg.write_text(_toml(config(tmp_path, mosquitto)))
     run = Run(cfg)
     try:
-        wait_for(lambda: _retained(mosquitto, "divert/status") == "online", 15)
+        wait_for(lambda: retained(mosquitto, "divert/status") == "online", 15)
     finally:
         run.finish()
-    assert _retained(mosquitto, "divert/status") == "offline"
+    assert retained(mosquitto, "divert/status") == "offline"
 
 
 @pytest.mark.parametrize(("text", "message"), [

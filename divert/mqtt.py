@@ -9,6 +9,7 @@ publishes `online` to `<base_topic>/status`. The broker publishes the retained l
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -45,6 +46,7 @@ class MqttLink:
         self._on_connected = on_connected
         self._stopping = False
         self._warn = LogThrottle(log)
+        self._tls: ssl.SSLContext | None = None
         v5 = config.protocol == "5"
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id,
                                   protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
@@ -81,6 +83,7 @@ class MqttLink:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
             self.client.tls_set_context(ctx)
+            self._tls = ctx
 
     def start(self) -> None:
         """Start connecting in the background; returns at once. Raises MqttError."""
@@ -125,8 +128,23 @@ class MqttLink:
         self._set_connected(True)
 
     def _connect_failed(self, client: mqtt.Client, userdata: Any) -> None:
-        self._warn.warning(time.monotonic(), "mqtt: cannot connect to %s:%s, retrying",
-                           self.config.host, self.config.port)
+        now_s = time.monotonic()
+        # paho does not say why; when the warning is due, find out with a probe of our own.
+        why = self._probe() if self._warn.due(now_s) else ""
+        self._warn.warning(now_s, "mqtt: cannot connect to %s:%s (%s), retrying",
+                           self.config.host, self.config.port, why)
+
+    def _probe(self) -> str:
+        """Why a connection to the broker fails: TCP, then the TLS handshake."""
+        cfg = self.config
+        try:
+            with socket.create_connection((cfg.host, cfg.port), timeout=3) as sock:
+                if self._tls is not None:
+                    with self._tls.wrap_socket(sock, server_hostname=cfg.host):
+                        pass
+        except OSError as exc:
+            return str(exc)
+        return "it answers now"
 
     def _disconnected(self, client: mqtt.Client, userdata: Any,
                       flags: mqtt.DisconnectFlags, reason: ReasonCode, properties: Any) -> None:

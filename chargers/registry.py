@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+from pydantic import Field
+
+from chargers.openevse.config import OpenEVSEConfig
 from chargers.simulated import SimulatedConfig
 
 if TYPE_CHECKING:
@@ -12,7 +15,7 @@ if TYPE_CHECKING:
 
 # Every driver's config model; with more than one, a union discriminated by `type`:
 #   Annotated[SimulatedConfig | OpenEVSEConfig, Field(discriminator="type")]
-AnyChargerConfig = SimulatedConfig
+AnyChargerConfig = Annotated[SimulatedConfig | OpenEVSEConfig, Field(discriminator="type")]
 
 
 def create(config: AnyChargerConfig, settings: Settings) -> Charger:
@@ -21,4 +24,9 @@ def create(config: AnyChargerConfig, settings: Settings) -> Charger:
         from chargers.simulated import SimulatedCharger
 
         return SimulatedCharger(config)
+    if isinstance(config, OpenEVSEConfig):
+        from chargers.openevse.driver import OpenEVSECharger
+        from chargers.openevse.transports import make_transport
+
+        return OpenEVSECharger(config, make_transport(config, settings.mqtt))
     raise ValueError(f"no driver for charger type {config.type!r}")

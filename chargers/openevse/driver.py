@@ -50,6 +50,7 @@ class OpenEVSECharger:
         self._transport = transport
         self._lock = threading.Lock()  # one command in flight
         self._use_seq = False  # decided at connect: does the controller echo sequence ids?
+        self._checked = False  # decided at connect: does it checksum its replies?
         self._seq = 0
         self.version: rapi.Version | None = None
 
@@ -71,7 +72,8 @@ class OpenEVSECharger:
         self._seq = self._seq % 0xFF + 1  # 1..255: 00 is reserved as "no id"
         return self._seq
 
-    def _request(self, command: str, params: tuple[str, ...], with_seq: bool) -> rapi.Frame:
+    def _request(self, command: str, params: tuple[str, ...], with_seq: bool,
+                 probing: bool = False) -> rapi.Frame:
         attempts = 1 + self._config.retries
         problem = "no reply"
         for attempt in range(1, attempts + 1):
@@ -84,16 +86,21 @@ class OpenEVSECharger:
                 problem = str(exc)
                 log.debug("%s: %s (attempt %d of %d)", self.name, exc, attempt, attempts)
                 continue
-            reply = self._await_reply(line, seq)
+            reply = self._await_reply(line, seq, probing)
             if reply is not None:
                 return reply
-            problem = f"no reply within {self._config.timeout_s:g} s"
+            problem = f"no valid reply within {self._config.timeout_s:g} s"
             if attempt < attempts:
-                log.info("%s: %s to %s, resending", self.name, problem, line)
+                log.info("%s: %s to %s (attempt %d of %d)", self.name, problem, line,
+                         attempt, attempts)
         raise ChargerError(f"{self.name}: {self._transport.description}: {problem} to "
                            f"${command} after {attempts} attempt(s)")
 
-    def _await_reply(self, sent: str, seq: int | None) -> rapi.Frame | None:
+    def _await_reply(self, sent: str, seq: int | None, probing: bool = False
+                     ) -> rapi.Frame | None:
+        """The reply to `sent`, or None to resend: nothing within the timeout, a garbled
+        reply, or the controller refusing our command as garbled (a bare `$NK` without the
+        sequence id). `probing`: a reply without sequence id is accepted (old firmware)."""
         deadline = time.monotonic() + self._config.timeout_s
         while (remaining := deadline - time.monotonic()) > 0:
             line = self._transport.receive(remaining)
@@ -113,17 +120,25 @@ class OpenEVSECharger:
             try:
                 frame = rapi.decode(line)
             except rapi.RapiError as exc:
-                log.warning("%s: ignored a garbled line: %s", self.name, exc)
-                continue
+                log.warning("%s: garbled reply, resending: %s", self.name, exc)
+                return None
             if frame.is_async:
                 self._notification(frame)
             elif not frame.is_reply:
                 log.debug("%s: ignored a command frame: %s", self.name, line)
-            elif seq is not None and frame.seq != seq:
+            elif self._checked and frame.checksum is None:
+                log.warning("%s: reply without checksum (its ^ garbled?), resending: %s",
+                            self.name, line)
+                return None
+            elif seq is None or frame.seq == seq or (probing and frame.seq is None):
+                return frame
+            elif frame.seq is None and not frame.ok:
+                log.warning("%s: controller could not read %s (garbled on the line?), "
+                            "resending", self.name, sent)
+                return None
+            else:
                 log.debug("%s: ignored a late reply (sequence id %s, waiting for %02X): %s",
                           self.name, frame.seq, seq, line)
-            else:
-                return frame
         return None
 
     def _notification(self, frame: rapi.Frame) -> None:
@@ -153,10 +168,13 @@ class OpenEVSECharger:
             if self._transport.sequence_ids:
                 # Ask for the version with a sequence id: firmware that echoes it supports
                 # them, and then every later reply can be told from a late one.
-                reply = self._request("GV", (), with_seq=True)
+                reply = self._request("GV", (), with_seq=True, probing=True)
                 self._use_seq = reply.seq is not None
             else:
                 reply = self._request("GV", (), with_seq=False)
+            # A reply carries a checksum when the command did; from firmware that does so, a
+            # reply without one has lost its `^` to line noise.
+            self._checked = self._transport.checksum and reply.checksum is not None
         try:
             self.version = rapi.parse_version(reply)
         except rapi.RapiError as exc:

@@ -400,13 +400,14 @@ class HttpEmulator:
                 pass
 
             def _send(self, status: int, body: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                if status == 401:
-                    self.send_header("WWW-Authenticate", 'Basic realm="openevse"')
-                self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(OSError):  # the client may have given up waiting
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
+                    self.send_header("Content-Length", str(len(body)))
+                    if status == 401:
+                        self.send_header("WWW-Authenticate", 'Basic realm="openevse"')
+                    self.end_headers()
+                    self.wfile.write(body)
 
             def do_GET(self) -> None:
                 emulator.requests += 1

@@ -14,7 +14,7 @@ from pathlib import Path
 from divert import __version__
 
 # Modules that add subcommands of their own, each through `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("chargers.openevse.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("divert.run", "chargers.openevse.cli")
 
 
 def _settings_or_exit(path: Path):  # type: ignore[no-untyped-def]

@@ -10,8 +10,16 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from chargers.registry import AnyChargerConfig
@@ -64,6 +72,7 @@ class BatteryFeedConfig(FeedConfig):
 
     soc_topic: str | None = None
     soc_json_path: str | None = None
+    first_below_soc_pct: float | None = Field(None, ge=0, le=100)  # battery charges first below
 
 
 class FeedsConfig(_Section):
@@ -92,6 +101,21 @@ class RelayConfig(_Section):
 class MetricsConfig(_Section):
     listen: str = "127.0.0.1:9464"  # host:port; empty string turns the exporter off
 
+    @field_validator("listen")
+    @classmethod
+    def _address(cls, listen: str) -> str:
+        if listen:
+            listen_address(listen)
+        return listen
+
+
+def listen_address(listen: str) -> tuple[str, int]:
+    """`host:port` or `[v6-address]:port` → (host, port); ValueError if malformed."""
+    host, sep, port = listen.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValueError(f"expected host:port, got {listen!r}")
+    return host.removeprefix("[").removesuffix("]") or "0.0.0.0", int(port)
+
 
 class StateConfig(_Section):
     path: Path = Path("/var/lib/divert/state.json")
@@ -100,7 +124,26 @@ class StateConfig(_Section):
 class ScheduleEntry(_Section):
     cron: str = Field(min_length=1)  # five fields: minute hour day month day-of-week
     mode: Mode | None = None
-    max_current_a: float | None = Field(None, ge=1, le=80)
+    max_current_a: float | None = Field(None, ge=1, le=80)  # cap until the next entry; None: no cap
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, cron: str) -> str:
+        fields = cron.split()
+        if len(fields) != 5:
+            raise ValueError(f"needs five fields (minute hour day month day-of-week), "
+                             f"got {cron!r}")
+        if any(c.isdigit() for c in fields[4]):
+            # Cron dialects disagree on weekday numbers (apscheduler 3: 0 = Monday).
+            raise ValueError(f"day-of-week must use names (mon-fri, sat,sun or *), "
+                             f"got {fields[4]!r}")
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(cron, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"invalid cron {cron!r}: {exc}") from None
+        return cron
 
 
 class Settings(BaseSettings):
@@ -117,6 +160,18 @@ class Settings(BaseSettings):
     schedule: list[ScheduleEntry] = Field(default_factory=list)
     timezone: str = "UTC"  # IANA name used by [[schedule]]
     interval_s: float = Field(5.0, ge=0.5, le=300)  # control loop period
+    reassert_s: float = Field(60.0, ge=0.5, le=3600)  # resend unchanged commands this often
+    stale_pause_s: float = Field(300.0, ge=0, le=86400)  # fail-safe: pause after this long stale
+    shutdown: Literal["pause", "minimum", "leave"] = "pause"  # chargers' state when divert stops
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}") from None
+        return name
 
     @model_validator(mode="after")
     def _unique_names(self) -> Self:

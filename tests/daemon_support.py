@@ -1,0 +1,97 @@
+"""Helpers for end-to-end tests of the daemon (also for driver tests): a config for the
+mosquitto fixture, a publishing client, and waiting on a condition with a deadline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from divert.config import Settings, validate
+
+T = TypeVar("T")
+
+# Tracks the surplus at once and lets the relay cycle freely: tests see each decision at once.
+FAST_PRESET = """\
+[policy]
+kind = "surplus"
+attack_s = 0.0
+decay_s = 0.0
+start_margin_w = 0.0
+max_import_w = 0.0
+[relay]
+min_on_s = 0
+min_off_s = 0
+max_starts_per_hour = 60
+max_starts_per_day = 1000
+"""
+
+
+def config(tmp_path: Path, broker: Any, **overrides: Any) -> dict[str, Any]:
+    """A config dict: broker, grid feed `home/grid` (not seeing the EV, so a fixed value
+    means a fixed surplus: −grid), a fast preset, one simulated charger `garage` (6–16 A,
+    230 V, 1 phase), state in tmp_path, no metrics server. Top-level keys in `overrides`
+    replace the defaults."""
+    preset = tmp_path / "fast.toml"
+    preset.write_text(FAST_PRESET)
+    data: dict[str, Any] = {
+        "interval_s": 0.5,
+        "mqtt": {"host": broker.host, "port": broker.port, "client_id": "divert-test",
+                 "keepalive_s": 5},
+        "feeds": {"grid": {"topic": "home/grid", "max_age_s": 30, "includes_ev": False}},
+        "policy": {"preset": str(preset), "mode": "solar"},
+        "chargers": [{"name": "garage", "type": "simulated"}],
+        "metrics": {"listen": ""},
+        "state": {"path": str(tmp_path / "state.json")},
+    }
+    data.update(overrides)
+    return data
+
+
+def settings(tmp_path: Path, broker: Any, **overrides: Any) -> Settings:
+    return validate(config(tmp_path, broker, **overrides), Path("test.toml"))
+
+
+def wait_for(condition: Callable[[], T], timeout_s: float = 10.0, what: str = "") -> T:
+    """Poll until `condition()` is truthy; its value, or AssertionError at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        time.sleep(0.02)
+
+
+class Publisher:
+    """A plain MQTT client on the test broker."""
+
+    def __init__(self, broker: Any) -> None:
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-publisher")
+        self.client.connect(broker.host, broker.port, keepalive=5)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: str | bytes, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def until(self, topic: str, payload: str | bytes, condition: Callable[[], T],
+              timeout_s: float = 10.0, what: str = "") -> T:
+        """Publish every 0.2 s until `condition()` holds (covers a subscription that is not
+        active yet, or a broker that is coming back)."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.client.publish(topic, payload, qos=0)  # dropped while disconnected
+            try:
+                return wait_for(condition, 0.2)
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"timed out waiting for {what or condition}") from None
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

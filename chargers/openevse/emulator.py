@@ -189,6 +189,12 @@ class Controller:
         with self._lock:
             self._delay_s, self._delay_count = delay_s, count
 
+    def clear_faults(self) -> None:
+        """Stop injecting faults: every command is answered at once again."""
+        with self._lock:
+            self._drop = self._garble = self._delay_count = 0
+            self._interleave = []
+
     def interleave(self, *lines: str) -> None:
         """Send these async lines (checksummed) between the next command and its reply."""
         with self._lock:

@@ -55,7 +55,7 @@ class Exchange:
     after: list[str] = field(default_factory=list)  # state changes the command caused
 
 
-class Controller:
+class EmulatedEvse:
     """The controller's state and RAPI command processor. Thread-safe.
 
     Currents in A, voltage in mV as RAPI reports it, energy in W·s."""
@@ -316,7 +316,7 @@ def _corrupt(reply: str) -> str:
 class SerialEmulator:
     """The controller on a pty: open `path` with pyserial as if it were /dev/ttyUSB0."""
 
-    def __init__(self, controller: Controller) -> None:
+    def __init__(self, controller: EmulatedEvse) -> None:
         self.controller = controller
         self._master, self._slave = os.openpty()
         tty.setraw(self._slave)
@@ -391,11 +391,15 @@ class SerialEmulator:
 class HttpEmulator:
     """The WiFi module's `GET /r?rapi=…[&json=1]` on a free loopback port.
 
-    `username`/`password` turn on basic auth like the module's www_username/www_password."""
+    `username`/`password` turn on basic auth like the module's www_username/www_password;
+    `blocked` lists commands (e.g. "SC") the module refuses with HTTP 400, as WiFi firmware
+    v4 does for what it arbitrates through claims."""
 
-    def __init__(self, controller: Controller, username: str | None = None,
-                 password: str | None = None, port: int = 0) -> None:
+    def __init__(self, controller: EmulatedEvse, username: str | None = None,
+                 password: str | None = None, port: int = 0,
+                 blocked: tuple[str, ...] = ()) -> None:
         self.controller = controller
+        self.blocked = blocked
         expected = (f"Basic {b64encode(f'{username}:{password}'.encode()).decode()}"
                     if username is not None else None)
         self.requests = 0
@@ -432,6 +436,10 @@ class HttpEmulator:
                 self._answer(query["rapi"][0], as_json)
 
             def _answer(self, command: str, as_json: bool) -> None:
+                if command[1:3] in emulator.blocked:
+                    body = {"cmd": command, "error": "RAPI_RESPONSE_BLOCKED"}
+                    self._send(400, json.dumps(body).encode(), "application/json")
+                    return
                 # The module's RAPI sender frames the command with its own checksum.
                 line = command if ("^" in command or "*" in command) else _frame(command)
                 out = emulator.controller.exchange(line)
@@ -466,7 +474,7 @@ class HttpEmulator:
 class MqttEmulator:
     """The WiFi module's RAPI over MQTT: `<base>/rapi/in/$XX` → `<base>/rapi/out`."""
 
-    def __init__(self, controller: Controller, host: str, port: int,
+    def __init__(self, controller: EmulatedEvse, host: str, port: int,
                  base_topic: str = "openevse") -> None:
         self.controller = controller
         self.base_topic = base_topic
@@ -519,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--base-topic", default="openevse", help="mqtt: base topic")
     parser.add_argument("--no-car", action="store_true", help="start with no car plugged in")
     args = parser.parse_args(argv)
-    controller = Controller()
+    controller = EmulatedEvse()
     if not args.no_car:
         controller.plug_in()
     front: SerialEmulator | HttpEmulator | MqttEmulator

@@ -178,6 +178,9 @@ _STATE_TEXT = {
 }
 
 
+_KNOWN_STATES = frozenset(int(s) for s in EvseState)
+
+
 def parse_state(token: str) -> int:
     """A state code from `$GS`/`$ST`. Current firmware writes two hex digits (`0a`, `fe`);
     old firmware wrote decimal (`10`, `254`), so a value that is no known state in hex is
@@ -185,9 +188,9 @@ def parse_state(token: str) -> int:
     if not _HEX.fullmatch(token):
         raise RapiError(f"state must be a number, got {token!r}")
     as_hex = int(token, 16)
-    if as_hex in EvseState._value2member_map_ and len(token) <= 2:
+    if as_hex in _KNOWN_STATES and len(token) <= 2:
         return as_hex
-    if token.isdigit() and int(token) in EvseState._value2member_map_:
+    if token.isdigit() and int(token) in _KNOWN_STATES:
         return int(token)
     if as_hex > 0xFF:
         raise RapiError(f"state out of range: {token!r}")
@@ -196,7 +199,7 @@ def parse_state(token: str) -> int:
 
 def state_text(code: int) -> str:
     """A state code in words; codes this module does not know are named by number."""
-    if code in EvseState._value2member_map_:
+    if code in _KNOWN_STATES:
         return EvseState(code).text
     return f"unknown state 0x{code:02X}"
 
@@ -245,7 +248,7 @@ def parse_current_range(frame: Frame) -> CurrentRange:
 
 
 @dataclass(frozen=True)
-class Settings:
+class EvseSettings:
     """`$GE`: current setting in A and the flag word (hex on the wire)."""
 
     current_a: int
@@ -256,11 +259,11 @@ class Settings:
         return 2 if self.flags & 0x0001 else 1
 
 
-def parse_settings(frame: Frame) -> Settings:
+def parse_settings(frame: Frame) -> EvseSettings:
     (current_a,) = _ints(frame, 1, "settings")
     if len(frame.params) < 2 or not _HEX.fullmatch(frame.params[1]):
         raise RapiError(f"settings: expected current and hex flags, got {frame.text()}")
-    return Settings(current_a, int(frame.params[1], 16))
+    return EvseSettings(current_a, int(frame.params[1], 16))
 
 
 @dataclass(frozen=True)

@@ -188,9 +188,12 @@ class HttpTransport:
         if response.status_code == 401:
             raise TransportError(f"{self.url}: HTTP 401 unauthorized: check username and "
                                  f"password")
+        reply, error = reply_from_body(response.text)
+        if response.status_code == 400:  # WiFi firmware v4 refuses RAPI it arbitrates itself
+            raise TransportError(f"{self.url}: the WiFi module blocked {line} ({error}): see "
+                                 f"its claims/override API")
         if response.status_code not in (200, 500):  # 500 carries the module's RAPI error
             raise TransportError(f"{self.url}: HTTP {response.status_code} for /r")
-        reply, error = reply_from_body(response.text)
         if reply is None:
             log.warning("%s: no RAPI reply to %s: %s", self.url, line, error)
         else:

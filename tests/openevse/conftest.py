@@ -17,7 +17,7 @@ from conftest import Broker, free_port
 
 from chargers.openevse.config import OpenEVSEConfig
 from chargers.openevse.driver import OpenEVSECharger
-from chargers.openevse.emulator import Controller, HttpEmulator, MqttEmulator, SerialEmulator
+from chargers.openevse.emulator import EmulatedEvse, HttpEmulator, MqttEmulator, SerialEmulator
 from chargers.openevse.transports import make_transport
 from divert.config import MqttConfig
 
@@ -28,7 +28,7 @@ TRANSPORTS = ("serial", "http", "mqtt")
 class Rig:
     """One emulated controller, the front end it speaks through, and a config for it."""
 
-    controller: Controller
+    controller: EmulatedEvse
     front: SerialEmulator | HttpEmulator | MqttEmulator
     config: OpenEVSEConfig
     mqtt: MqttConfig
@@ -63,13 +63,13 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
 
 
 @pytest.fixture
-def driven() -> list[Controller]:
+def driven() -> list[EmulatedEvse]:
     """Controllers a driver talks to in this test."""
     return []
 
 
 @pytest.fixture(autouse=True)
-def _every_set_current_is_volatile(driven: list[Controller]) -> Iterator[None]:
+def _every_set_current_is_volatile(driven: list[EmulatedEvse]) -> Iterator[None]:
     yield
     for controller in driven:
         sent = controller.set_current_commands()
@@ -78,16 +78,16 @@ def _every_set_current_is_volatile(driven: list[Controller]) -> Iterator[None]:
 
 
 @pytest.fixture
-def make_rig(request: pytest.FixtureRequest, driven: list[Controller]) -> Iterator[RigFactory]:
+def make_rig(request: pytest.FixtureRequest, driven: list[EmulatedEvse]) -> Iterator[RigFactory]:
     """`make_rig(transport, controller=..., **config_keys)`; stops every front end it made.
 
     MQTT rigs use the session `broker` unless given `broker=`."""
     fronts: list[SerialEmulator | HttpEmulator | MqttEmulator] = []
 
-    def make(transport: str, controller: Controller | None = None, *,
+    def make(transport: str, controller: EmulatedEvse | None = None, *,
              auth: tuple[str, str] | None = None, broker: Broker | None = None,
              **keys: Any) -> Rig:
-        controller = controller or Controller()
+        controller = controller or EmulatedEvse()
         driven.append(controller)
         number = next(_numbers)
         mqtt = MqttConfig()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from chargers.base import Charger, ChargerError, CurrentLimiter
 from chargers.openevse import rapi
 from chargers.openevse.config import OpenEVSEConfig
 from chargers.openevse.driver import CurrentRefused, OpenEVSECharger
-from chargers.openevse.emulator import Controller
+from chargers.openevse.emulator import EmulatedEvse, HttpEmulator
 from chargers.openevse.rapi import EvseState
 from chargers.openevse.transports import reply_from_body
 from chargers.registry import create
@@ -30,7 +31,7 @@ def test_driver_implements_the_interfaces(charger: OpenEVSECharger) -> None:
 def test_connect_reads_version_and_range_and_narrows_the_limits(
         make_rig: RigFactory, caplog: pytest.LogCaptureFixture) -> None:
     for transport in ("serial", "http", "mqtt"):
-        rig = make_rig(transport, Controller(min_a=8, max_a=24), min_current_a=6,
+        rig = make_rig(transport, EmulatedEvse(min_a=8, max_a=24), min_current_a=6,
                        max_current_a=32)
         driver = rig.charger()
         with caplog.at_level(logging.INFO):
@@ -52,7 +53,7 @@ def test_configured_limits_inside_the_range_are_kept(make_rig: RigFactory) -> No
 
 
 def test_limits_outside_the_range_fail_at_connect(make_rig: RigFactory) -> None:
-    driver = make_rig("http", Controller(max_a=16), min_current_a=20,
+    driver = make_rig("http", EmulatedEvse(max_a=16), min_current_a=20,
                       max_current_a=32).charger()
     with pytest.raises(ChargerError, match="does not overlap"):
         driver.connect()
@@ -94,7 +95,7 @@ def test_pause_with_disable(make_rig: RigFactory) -> None:
 
 
 def test_three_phase_power_and_no_voltmeter(make_rig: RigFactory) -> None:
-    c = Controller(voltage_mv=None)
+    c = EmulatedEvse(voltage_mv=None)
     c.plug_in()
     driver = make_rig("serial", c, phases=3, voltage_v=230).charger()
     driver.connect()
@@ -120,7 +121,7 @@ def test_refused_current_is_reported_with_the_kept_value(rig: Rig,
 
 
 def test_bare_nk_is_answered_by_reading_the_setting_back(make_rig: RigFactory) -> None:
-    rig = make_rig("serial", Controller(bare_nk=True))
+    rig = make_rig("serial", EmulatedEvse(bare_nk=True))
     driver = rig.charger()
     driver.connect()
     driver.set_current(9)
@@ -196,7 +197,7 @@ def test_async_lines_and_echo_are_set_aside(make_rig: RigFactory) -> None:
 
 
 def test_firmware_without_sequence_ids(make_rig: RigFactory) -> None:
-    rig = make_rig("serial", Controller(sequence_ids=False))
+    rig = make_rig("serial", EmulatedEvse(sequence_ids=False))
     driver = rig.charger()
     driver.connect()
     driver.set_current(10)
@@ -236,6 +237,16 @@ def test_wrong_http_credentials(make_rig: RigFactory) -> None:
     driver = rig.charger(password="wrong")
     with pytest.raises(ChargerError, match="401 unauthorized: check username and password"):
         driver.connect()
+
+
+def test_command_blocked_by_wifi_firmware_v4(make_rig: RigFactory) -> None:
+    rig = make_rig("http", retries=0)
+    assert isinstance(rig.front, HttpEmulator)
+    rig.front.blocked = ("SC",)
+    driver = rig.charger()
+    driver.connect()
+    with pytest.raises(ChargerError, match=r"blocked \$SC 10 V\^.. \(RAPI_RESPONSE_BLOCKED\)"):
+        driver.set_current(10)
 
 
 def test_unreachable_transports_raise_charger_errors(make_rig: RigFactory,
@@ -328,3 +339,13 @@ def test_registry_builds_the_driver_for_each_transport(make_rig: RigFactory) -> 
         assert isinstance(driver, OpenEVSECharger)
         assert driver.connect().max_current_a == 32
         driver.close()
+
+
+def test_commented_examples_in_config_example_validate() -> None:
+    text = (Path(__file__).resolve().parents[2] / "config.example.toml").read_text()
+    blocks = [b for b in text.split("\n\n")
+              if b.startswith("# [[chargers]]") and 'type = "openevse"' in b]
+    assert [b.count("transport = ") for b in blocks] == [1, 1, 1]
+    for block in blocks:
+        data = tomllib.loads("\n".join(line.removeprefix("# ") for line in block.splitlines()))
+        assert isinstance(validate(data, Path("example.toml")).chargers[0], OpenEVSEConfig)

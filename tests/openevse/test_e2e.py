@@ -16,7 +16,7 @@ from conftest import Broker
 from daemon_support import Publisher, settings, wait_for
 
 from chargers.openevse.driver import OpenEVSECharger
-from chargers.openevse.emulator import Controller
+from chargers.openevse.emulator import EmulatedEvse
 from chargers.openevse.rapi import EvseState
 from divert.daemon import Daemon
 
@@ -32,7 +32,7 @@ def publisher(broker: Broker) -> Iterator[Publisher]:
     pub.close()
 
 
-def _controls(c: Controller) -> list[str]:
+def _controls(c: EmulatedEvse) -> list[str]:
     """The control commands the controller received, e.g. ["FS", "SC 13 V", "FE"]."""
     return [" ".join((f.command, *f.params)) for f in c.commands
             if f.command in ("SC", "FE", "FS", "FD")]
@@ -41,7 +41,7 @@ def _controls(c: Controller) -> list[str]:
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_daemon_controls_the_emulator(transport: str, make_rig: RigFactory, broker: Broker,
                                       publisher: Publisher, tmp_path: Path) -> None:
-    c = Controller(eeprom_current_a=16)
+    c = EmulatedEvse(eeprom_current_a=16)
     c.plug_in(requesting=True)
     rig = make_rig(transport, c, max_current_a=16)
     n = next(_ids)
@@ -85,7 +85,7 @@ def test_daemon_keeps_running_while_the_charger_is_silent(make_rig: RigFactory,
                                                           broker: Broker,
                                                           publisher: Publisher,
                                                           tmp_path: Path) -> None:
-    c = Controller()
+    c = EmulatedEvse()
     c.plug_in()
     rig = make_rig("serial", c, max_current_a=16, timeout_s=0.2, retries=1)
     n = next(_ids)

@@ -15,11 +15,11 @@ from conftest import Broker
 from paho.mqtt.enums import CallbackAPIVersion
 
 from chargers.openevse import rapi
-from chargers.openevse.emulator import Controller, HttpEmulator, MqttEmulator, SerialEmulator
+from chargers.openevse.emulator import EmulatedEvse, HttpEmulator, MqttEmulator, SerialEmulator
 from chargers.openevse.rapi import EvseState
 
 
-def ask(controller: Controller, line: str) -> str | None:
+def ask(controller: EmulatedEvse, line: str) -> str | None:
     return controller.exchange(line).reply
 
 
@@ -28,7 +28,7 @@ def framed(text: str) -> str:
 
 
 def test_checksums_are_verified_and_echoed_only_when_sent() -> None:
-    c = Controller()
+    c = EmulatedEvse()
     assert ask(c, "$GC^20") == "$OK 6 32^" + f"{rapi.xor_checksum('$OK 6 32'):02X}"
     assert ask(c, "$GC") == "$OK 6 32"  # no checksum in, none out
     assert ask(c, "$GC*AE") == framed("$OK 6 32")  # legacy in, XOR out
@@ -41,13 +41,13 @@ def test_checksums_are_verified_and_echoed_only_when_sent() -> None:
 
 
 def test_seed_example_on_a_controller_with_an_80_a_range() -> None:
-    c = Controller(max_a=80)
+    c = EmulatedEvse(max_a=80)
     assert ask(c, "$GC^20") == "$OK 6 80^1E"
     assert ask(c, "$SC 24^12") == "$OK 24^06"
 
 
 def test_set_current_range_eeprom_and_over_temperature() -> None:
-    c = Controller(min_a=6, max_a=32, eeprom_current_a=16)
+    c = EmulatedEvse(min_a=6, max_a=32, eeprom_current_a=16)
     assert ask(c, "$SC 10 V") == "$OK 10"
     assert (c.current_a, c.eeprom_current_a, c.eeprom_writes) == (10, 16, 0)
     assert ask(c, "$SC 40 V") == "$NK 10"  # outside $GC: refused with the kept value
@@ -59,12 +59,12 @@ def test_set_current_range_eeprom_and_over_temperature() -> None:
     assert ask(c, "$SC 8 V") == "$OK 8"  # lowering is allowed
     assert c.set_current_commands() == [("10", "V"), ("40", "V"), ("5", "V"), ("12",),
                                         ("20", "V"), ("8", "V")]
-    old = Controller(bare_nk=True)
+    old = EmulatedEvse(bare_nk=True)
     assert ask(old, "$SC 99 V") == "$NK"
 
 
 def test_state_and_measurements_follow_car_and_commands() -> None:
-    c = Controller(voltage_mv=230_000, car_max_a=32)
+    c = EmulatedEvse(voltage_mv=230_000, car_max_a=32)
     notes: list[str] = []
     c.on_async = notes.append
     assert rapi.parse_status(rapi.decode(ask(c, "$GS") or "")).state == EvseState.NOT_CONNECTED
@@ -88,11 +88,11 @@ def test_state_and_measurements_follow_car_and_commands() -> None:
     c.set_fault(None)
     c.unplug()
     assert notes[-1] == framed("$ST 01")
-    assert Controller(voltage_mv=None).exchange("$GG").reply == "$OK 0 -1"
+    assert EmulatedEvse(voltage_mv=None).exchange("$GG").reply == "$OK 0 -1"
 
 
 def test_reboot_forgets_the_volatile_current_and_sleep() -> None:
-    c = Controller(eeprom_current_a=16)
+    c = EmulatedEvse(eeprom_current_a=16)
     notes: list[str] = []
     c.on_async = notes.append
     c.plug_in()
@@ -105,14 +105,14 @@ def test_reboot_forgets_the_volatile_current_and_sleep() -> None:
 
 
 def test_firmware_without_sequence_ids_treats_them_as_a_parameter() -> None:
-    c = Controller(sequence_ids=False)
+    c = EmulatedEvse(sequence_ids=False)
     assert ask(c, "$GV :05") == "$OK 5.0.1 4.0.1"  # answered, but no id echoed
     assert ask(c, "$SC 10 V :06") == "$NK"  # one token too many for $SC
     assert c.current_a == 16
 
 
 def test_faults_lost_garbled_delayed() -> None:
-    c = Controller()
+    c = EmulatedEvse()
     c.drop_next()
     assert c.exchange("$FS").reply is None and c.state != EvseState.SLEEPING
     c.garble_next()
@@ -125,8 +125,8 @@ def test_faults_lost_garbled_delayed() -> None:
 # ---- front ends ---------------------------------------------------------------------------
 
 @pytest.fixture
-def pty() -> Iterator[tuple[Controller, serial.Serial]]:
-    c = Controller()
+def pty() -> Iterator[tuple[EmulatedEvse, serial.Serial]]:
+    c = EmulatedEvse()
     emulator = SerialEmulator(c)
     port = serial.Serial(emulator.path, 115200, timeout=2)
     yield c, port
@@ -139,7 +139,7 @@ def read_line(port: serial.Serial) -> bytes:
 
 
 def test_serial_front_end_answers_echoes_and_notifies(
-        pty: tuple[Controller, serial.Serial]) -> None:
+        pty: tuple[EmulatedEvse, serial.Serial]) -> None:
     c, port = pty
     port.write(b"noise$GC^20\r")  # bytes before '$' are skipped, as by the firmware
     assert read_line(port) == framed("$OK 6 32").encode() + b"\r"
@@ -162,7 +162,7 @@ def test_serial_front_end_answers_echoes_and_notifies(
 
 
 def test_http_front_end_json_html_auth_and_timeout() -> None:
-    c = Controller(max_a=80)
+    c = EmulatedEvse(max_a=80)
     emulator = HttpEmulator(c, "admin", "secret")
     try:
         with httpx.Client(base_url=emulator.url, timeout=5) as client:
@@ -184,7 +184,7 @@ def test_http_front_end_json_html_auth_and_timeout() -> None:
 
 def test_mqtt_front_end(broker: Broker) -> None:
     host, port = broker.host, broker.port
-    c = Controller()
+    c = EmulatedEvse()
     emulator = MqttEmulator(c, host, port, "openevse")
     replies: queue.Queue[str] = queue.Queue()
     subscribed = threading.Event()

@@ -219,8 +219,9 @@ class OpenEVSECharger:
             raise ChargerError(f"{self.name}: controller refused ${command}: {reply.text()}")
 
     def set_current(self, current_a: float) -> None:
-        """Set the pilot current in A (whole amperes), never saved to EEPROM."""
-        amps = round(current_a)
+        """Set the pilot current in A, never saved to EEPROM. The controller takes whole
+        amperes: a fraction is rounded down, never above what was decided."""
+        amps = math.floor(current_a + 1e-9)
         reply = self.request("SC", str(amps), "V")
         kept = rapi.parse_current_reply(reply)
         if reply.ok:

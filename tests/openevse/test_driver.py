@@ -68,8 +68,8 @@ def test_control_and_readings_agree(rig: Rig, charger: OpenEVSECharger) -> None:
     assert (r.charging, r.vehicle_connected, r.current_a, r.voltage_v) == (True, True, 10, 230)
     assert r.power_w == pytest.approx(2300)
     assert r.state == "charging"
-    charger.set_current(7.6)  # whole amperes on the wire
-    assert c.current_a == 8
+    charger.set_current(7.6)  # whole amperes on the wire, rounded down
+    assert c.current_a == 7
     charger.enable(False)
     r = charger.read()
     assert (r.charging, r.vehicle_connected, r.current_a, r.state) == (False, True, 0,

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Annotated
 
 from pydantic import Field
 
+from chargers.goe_ocpp.config import GoEOcppConfig
 from chargers.openevse.config import OpenEVSEConfig
+from chargers.psp.config import PSPConfig
 from chargers.simulated import SimulatedConfig
 
 if TYPE_CHECKING:
@@ -15,7 +17,8 @@ if TYPE_CHECKING:
 
 # Every driver's config model; with more than one, a union discriminated by `type`:
 #   Annotated[SimulatedConfig | OpenEVSEConfig, Field(discriminator="type")]
-AnyChargerConfig = Annotated[SimulatedConfig | OpenEVSEConfig, Field(discriminator="type")]
+AnyChargerConfig = Annotated[SimulatedConfig | GoEOcppConfig | OpenEVSEConfig | PSPConfig,
+                             Field(discriminator="type")]
 
 
 def create(config: AnyChargerConfig, settings: Settings) -> Charger:
@@ -24,9 +27,17 @@ def create(config: AnyChargerConfig, settings: Settings) -> Charger:
         from chargers.simulated import SimulatedCharger
 
         return SimulatedCharger(config)
+    if isinstance(config, GoEOcppConfig):
+        from chargers.goe_ocpp.driver import GoEOcppCharger
+
+        return GoEOcppCharger(config, settings.ocpp, settings.interval_s)
     if isinstance(config, OpenEVSEConfig):
         from chargers.openevse.driver import OpenEVSECharger
         from chargers.openevse.transports import make_transport
 
         return OpenEVSECharger(config, make_transport(config, settings.mqtt))
+    if isinstance(config, PSPConfig):
+        from chargers.psp.driver import PSPCharger
+
+        return PSPCharger(config)
     raise ValueError(f"no driver for charger type {config.type!r}")

@@ -22,7 +22,9 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from chargers.goe_ocpp.config import OcppConfig
 from chargers.registry import AnyChargerConfig
+from divert.listen import listen_address
 from divert.modes import Mode
 
 
@@ -109,14 +111,6 @@ class MetricsConfig(_Section):
         return listen
 
 
-def listen_address(listen: str) -> tuple[str, int]:
-    """`host:port` or `[v6-address]:port` → (host, port); ValueError if malformed."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
-        raise ValueError(f"expected host:port, got {listen!r}")
-    return host.removeprefix("[").removesuffix("]") or "0.0.0.0", int(port)
-
-
 class StateConfig(_Section):
     path: Path = Path("/var/lib/divert/state.json")
 
@@ -155,6 +149,7 @@ class Settings(BaseSettings):
     policy: PolicyConfig = PolicyConfig()
     relay: RelayConfig = RelayConfig()
     chargers: list[AnyChargerConfig] = Field(default_factory=list)
+    ocpp: OcppConfig = OcppConfig()  # the central system go-e chargers connect to
     metrics: MetricsConfig = MetricsConfig()
     state: StateConfig = StateConfig()
     schedule: list[ScheduleEntry] = Field(default_factory=list)

@@ -22,7 +22,7 @@ from prometheus_client import (
 )
 
 from divert import __version__
-from divert.config import listen_address
+from divert.listen import listen_address
 from divert.modes import Mode
 
 log = logging.getLogger(__name__)

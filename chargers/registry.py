@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 from pydantic import Field
 
 from chargers.goe_ocpp.config import GoEOcppConfig
+from chargers.openevse.config import OpenEVSEConfig
 from chargers.psp.config import PSPConfig
 from chargers.simulated import SimulatedConfig
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 # Every driver's config model; with more than one, a union discriminated by `type`:
 #   Annotated[SimulatedConfig | OpenEVSEConfig, Field(discriminator="type")]
-AnyChargerConfig = Annotated[SimulatedConfig | GoEOcppConfig | PSPConfig,
+AnyChargerConfig = Annotated[SimulatedConfig | GoEOcppConfig | OpenEVSEConfig | PSPConfig,
                              Field(discriminator="type")]
 
 
@@ -30,6 +31,11 @@ def create(config: AnyChargerConfig, settings: Settings) -> Charger:
         from chargers.goe_ocpp.driver import GoEOcppCharger
 
         return GoEOcppCharger(config, settings.ocpp, settings.interval_s)
+    if isinstance(config, OpenEVSEConfig):
+        from chargers.openevse.driver import OpenEVSECharger
+        from chargers.openevse.transports import make_transport
+
+        return OpenEVSECharger(config, make_transport(config, settings.mqtt))
     if isinstance(config, PSPConfig):
         from chargers.psp.driver import PSPCharger
 

@@ -15,8 +15,7 @@ if TYPE_CHECKING:
     from chargers.base import Charger
     from divert.config import Settings
 
-# Every driver's config model; with more than one, a union discriminated by `type`:
-#   Annotated[SimulatedConfig | OpenEVSEConfig, Field(discriminator="type")]
+# Every driver's config model: pydantic picks the member by `type`.
 AnyChargerConfig = Annotated[SimulatedConfig | GoEOcppConfig | OpenEVSEConfig | PSPConfig,
                              Field(discriminator="type")]
 

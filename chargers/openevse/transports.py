@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import httpx
 import paho.mqtt.client as mqtt
 import serial
-from paho.mqtt.enums import CallbackAPIVersion
 
 from chargers.openevse.config import OpenEVSEConfig
+from divert.mqtt import MqttError, configure, new_client
 
 if TYPE_CHECKING:
     from divert.config import MqttConfig
@@ -234,24 +234,11 @@ class MqttTransport:
 
     def _build(self) -> mqtt.Client:
         s = self._settings
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self._client_id,
-                             protocol=mqtt.MQTTv5 if s.protocol == "5" else mqtt.MQTTv311)
-        password = s.password
-        if s.password_file is not None:
-            try:
-                password = s.password_file.read_text(encoding="utf-8").strip()
-            except OSError as exc:
-                raise TransportError(f"cannot read mqtt.password_file: {exc}") from None
-        if s.username is not None:
-            client.username_pw_set(s.username, password)
-        if s.tls:
-            client.tls_set(ca_certs=str(s.ca_file) if s.ca_file else None,
-                           certfile=str(s.cert_file) if s.cert_file else None,
-                           keyfile=str(s.key_file) if s.key_file else None)
-            if s.tls_insecure:
-                log.warning("%s: TLS certificate checks are off (mqtt.tls_insecure)",
-                            self.description)
-                client.tls_insecure_set(True)
+        client = new_client(s, self._client_id)
+        try:
+            configure(client, s)
+        except MqttError as exc:
+            raise TransportError(str(exc)) from None
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect

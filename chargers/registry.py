@@ -8,14 +8,17 @@ from pydantic import Field
 
 from chargers.evsemaster.config import EVSEMasterConfig
 from chargers.goe_ocpp.config import GoEOcppConfig
+from chargers.openevse.config import OpenEVSEConfig
+from chargers.psp.config import PSPConfig
 from chargers.simulated import SimulatedConfig
 
 if TYPE_CHECKING:
     from chargers.base import Charger
     from divert.config import Settings
 
-# Every driver's config model, discriminated by `type`.
-AnyChargerConfig = Annotated[SimulatedConfig | GoEOcppConfig | EVSEMasterConfig,
+# Every driver's config model: pydantic picks the member by `type`.
+AnyChargerConfig = Annotated[SimulatedConfig | GoEOcppConfig | OpenEVSEConfig | PSPConfig
+                             | EVSEMasterConfig,
                              Field(discriminator="type")]
 
 
@@ -29,6 +32,15 @@ def create(config: AnyChargerConfig, settings: Settings) -> Charger:
         from chargers.goe_ocpp.driver import GoEOcppCharger
 
         return GoEOcppCharger(config, settings.ocpp, settings.interval_s)
+    if isinstance(config, OpenEVSEConfig):
+        from chargers.openevse.driver import OpenEVSECharger
+        from chargers.openevse.transports import make_transport
+
+        return OpenEVSECharger(config, make_transport(config, settings.mqtt))
+    if isinstance(config, PSPConfig):
+        from chargers.psp.driver import PSPCharger
+
+        return PSPCharger(config)
     if isinstance(config, EVSEMasterConfig):
         from chargers.evsemaster.driver import EVSEMasterCharger
 

@@ -15,7 +15,7 @@ from divert import __version__
 
 # Modules that add subcommands of their own, each through `register(subparsers)`.
 COMMAND_MODULES: tuple[str, ...] = ("divert.run", "chargers.goe_ocpp.cli",
-                                    "chargers.evsemaster.cli")
+                                    "chargers.openevse.cli", "chargers.evsemaster.cli")
 
 
 def _settings_or_exit(path: Path):  # type: ignore[no-untyped-def]
@@ -127,6 +127,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not args.verbose:  # httpx logs every request at INFO: every charger poll, every loop
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from chargers.goe_ocpp.config import OcppConfig
 from chargers.registry import AnyChargerConfig
+from divert.listen import listen_address
 from divert.modes import Mode
 
 
@@ -108,14 +109,6 @@ class MetricsConfig(_Section):
         if listen:
             listen_address(listen)
         return listen
-
-
-def listen_address(listen: str) -> tuple[str, int]:
-    """`host:port` or `[v6-address]:port` → (host, port); ValueError if malformed."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
-        raise ValueError(f"expected host:port, got {listen!r}")
-    return host.removeprefix("[").removesuffix("]") or "0.0.0.0", int(port)
 
 
 class StateConfig(_Section):

@@ -8,7 +8,6 @@ drivers, so drivers are only ever called from one thread at a time.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import threading
@@ -104,9 +103,8 @@ class Daemon:
         self.readings: dict[str, ChargerReading | None] = {}
         self._runs = {name: _ChargerRun() for name in self.chargers}
         self._warn = {name: LogThrottle(log) for name in self.chargers}
-        self.metrics = Metrics(self.chargers, ("grid", "solar", "load", "voltage", "battery",
-                                               "battery_soc", "ev_power"))
         self.feeds = Feeds(settings.feeds, self._feed_error)
+        self.metrics = Metrics(self.chargers, self.feeds.feeds)
         self.mqtt = MqttLink(settings.mqtt, self.feeds.topics(), self._on_message,
                              lambda up: self.metrics.mqtt_connected.set(float(up)))
         self.state_file = StateFile(settings.state.path)
@@ -278,15 +276,6 @@ class Daemon:
             controller.mode = self.mode
             controller.set_limit(self.limit_a)
 
-    def set_mode(self, mode: Mode) -> None:
-        """Switch every charger's mode now (kept across restarts)."""
-        with self._lock:
-            self.mode = mode
-            for controller in self.controllers.values():
-                controller.mode = mode
-            self._save()
-        self.kick()
-
     # --- the control loop --------------------------------------------------------------
 
     def _feed_error(self, feed: str) -> None:
@@ -308,9 +297,12 @@ class Daemon:
                 return
             self._kick_pending = True
             delay_s = max(0.0, self._last_run_s + DEBOUNCE_S - time.monotonic())
-        with contextlib.suppress(JobLookupError):  # the scheduler is stopping
+        try:
             self.scheduler.modify_job("control", next_run_time=datetime.now(self.tz)
                                       + timedelta(seconds=delay_s))
+        except JobLookupError:  # not started yet, or stopping: the interval run will do
+            with self._kick_lock:
+                self._kick_pending = False
 
     def _control_job(self) -> None:
         with self._kick_lock:
@@ -386,10 +378,11 @@ class Daemon:
         mono_s = time.monotonic()
         m = self.metrics
         actuator = self.actuators.get(name) or self._connect(name, mono_s)
-        m.connected.labels(name).set(float(actuator is not None))
         if actuator is None:
+            m.connected.labels(name).set(0.0)
             return
         reading = self.readings[name] = self._read(name, mono_s)
+        m.connected.labels(name).set(float(reading is not None))
         measured_w = None if reading is None else reading.power_w
         first = next(iter(self.chargers)) == name
         ev_w = values.get("ev_power") if first and "ev_power" in self.feeds.feeds else measured_w

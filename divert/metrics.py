@@ -22,7 +22,7 @@ from prometheus_client import (
 )
 
 from divert import __version__
-from divert.config import listen_address
+from divert.listen import listen_address
 from divert.modes import Mode
 
 log = logging.getLogger(__name__)
@@ -59,7 +59,7 @@ class Metrics:
                              ["charger"], registry=r)
         self.charging = Gauge("divert_charger_charging", "1 while divert has the charger on",
                               ["charger"], registry=r)
-        self.connected = Gauge("divert_charger_connected", "1 while the charger answers",
+        self.connected = Gauge("divert_charger_connected", "1 while the charger answers its reads",
                                ["charger"], registry=r)
         self.starts = Counter("divert_charger_relay_starts",
                               "Charging starts (relay cycles) commanded", ["charger"],

@@ -9,6 +9,7 @@ publishes `online` to `<base_topic>/status`. The broker publishes the retained l
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import time
 from collections.abc import Callable
@@ -34,6 +35,42 @@ class MqttError(Exception):
 MessageHandler = Callable[[str, bytes, bool], None]  # topic, payload, retained
 
 
+def new_client(config: MqttConfig, client_id: str) -> mqtt.Client:
+    """A paho client speaking `[mqtt] protocol`; `configure` adds credentials and TLS."""
+    return mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id,
+                       protocol=mqtt.MQTTv5 if config.protocol == "5" else mqtt.MQTTv311)
+
+
+def configure(client: mqtt.Client, cfg: MqttConfig) -> ssl.SSLContext | None:
+    """Apply `[mqtt]`'s credentials and TLS to `client`; returns the TLS context, if any.
+
+    Reads the password file and TLS files, so it raises MqttError for unusable ones."""
+    if cfg.username is not None:
+        password = cfg.password
+        if cfg.password_file is not None:
+            try:
+                password = cfg.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise MqttError(f"mqtt.password_file: cannot read: {exc}") from None
+        client.username_pw_set(cfg.username, password)
+    if not cfg.tls:
+        return None
+    try:
+        ctx = ssl.create_default_context(cafile=None if cfg.ca_file is None else str(cfg.ca_file))
+        if cfg.cert_file is not None:
+            ctx.load_cert_chain(str(cfg.cert_file),
+                                None if cfg.key_file is None else str(cfg.key_file))
+    except (OSError, ssl.SSLError) as exc:
+        raise MqttError(f"mqtt: cannot load TLS files: {exc}") from None
+    if cfg.tls_insecure:
+        log.warning("mqtt.tls_insecure: the broker's certificate is NOT checked; "
+                    "anyone on the path can read and forge MQTT values")
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    client.tls_set_context(ctx)
+    return ctx
+
+
 class MqttLink:
     def __init__(self, config: MqttConfig, topics: list[str], on_message: MessageHandler,
                  on_connected: Callable[[bool], None] | None = None) -> None:
@@ -45,9 +82,8 @@ class MqttLink:
         self._on_connected = on_connected
         self._stopping = False
         self._warn = LogThrottle(log)
-        v5 = config.protocol == "5"
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=config.client_id,
-                                  protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
+        self._tls: ssl.SSLContext | None = None
+        self.client = new_client(config, config.client_id)
         self.client.on_connect = self._connected
         self.client.on_connect_fail = self._connect_failed
         self.client.on_disconnect = self._disconnected
@@ -57,30 +93,7 @@ class MqttLink:
 
     def _configure(self) -> None:
         """The settings that read files; done at start, so errors surface there."""
-        cfg = self.config
-        if cfg.username is not None:
-            password = cfg.password
-            if cfg.password_file is not None:
-                try:
-                    password = cfg.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-                except (OSError, UnicodeDecodeError) as exc:
-                    raise MqttError(f"mqtt.password_file: cannot read: {exc}") from None
-            self.client.username_pw_set(cfg.username, password)
-        if cfg.tls:
-            try:
-                ctx = ssl.create_default_context(
-                    cafile=None if cfg.ca_file is None else str(cfg.ca_file))
-                if cfg.cert_file is not None:
-                    ctx.load_cert_chain(str(cfg.cert_file),
-                                        None if cfg.key_file is None else str(cfg.key_file))
-            except (OSError, ssl.SSLError) as exc:
-                raise MqttError(f"mqtt: cannot load TLS files: {exc}") from None
-            if cfg.tls_insecure:
-                log.warning("mqtt.tls_insecure: the broker's certificate is NOT checked; "
-                            "anyone on the path can read and forge feed values")
-                ctx.check_hostname = False
-                ctx.verify_mode = ssl.CERT_NONE
-            self.client.tls_set_context(ctx)
+        self._tls = configure(self.client, self.config)
 
     def start(self) -> None:
         """Start connecting in the background; returns at once. Raises MqttError."""
@@ -125,8 +138,23 @@ class MqttLink:
         self._set_connected(True)
 
     def _connect_failed(self, client: mqtt.Client, userdata: Any) -> None:
-        self._warn.warning(time.monotonic(), "mqtt: cannot connect to %s:%s, retrying",
-                           self.config.host, self.config.port)
+        now_s = time.monotonic()
+        # paho does not say why; when the warning is due, find out with a probe of our own.
+        why = self._probe() if self._warn.due(now_s) else ""
+        self._warn.warning(now_s, "mqtt: cannot connect to %s:%s (%s), retrying",
+                           self.config.host, self.config.port, why)
+
+    def _probe(self) -> str:
+        """Why a connection to the broker fails: TCP, then the TLS handshake."""
+        cfg = self.config
+        try:
+            with socket.create_connection((cfg.host, cfg.port), timeout=3) as sock:
+                if self._tls is not None:
+                    with self._tls.wrap_socket(sock, server_hostname=cfg.host):
+                        pass
+        except OSError as exc:
+            return str(exc)
+        return "it answers now"
 
     def _disconnected(self, client: mqtt.Client, userdata: Any,
                       flags: mqtt.DisconnectFlags, reason: ReasonCode, properties: Any) -> None:

@@ -14,8 +14,12 @@ class LogThrottle:
         self._last_s: float | None = None
         self._held = 0
 
+    def due(self, now_s: float) -> bool:
+        """Whether a warning now would be logged (not held back)."""
+        return self._last_s is None or now_s - self._last_s >= self._interval_s
+
     def warning(self, now_s: float, msg: str, *args: object) -> None:
-        if self._last_s is not None and now_s - self._last_s < self._interval_s:
+        if not self.due(now_s):
             self._held += 1
             return
         if self._held:

@@ -1,5 +1,6 @@
 """Helpers for end-to-end tests of the daemon (also for driver tests): a config for the
-mosquitto fixture, a publishing client, and waiting on a condition with a deadline."""
+mosquitto fixture, a publishing client, reading a retained topic, and waiting on a condition
+with a deadline."""
 
 from __future__ import annotations
 
@@ -95,3 +96,18 @@ class Publisher:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def retained(broker: Any, topic: str, timeout_s: float = 5.0) -> str:
+    """The retained payload on `topic`, read by a fresh client."""
+    got: list[str] = []
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="test-reader")
+    client.on_message = lambda c, u, msg: got.append(msg.payload.decode())
+    client.connect(broker.host, broker.port)
+    client.subscribe(topic)
+    client.loop_start()
+    try:
+        return wait_for(lambda: got and got[-1], timeout_s, f"a retained message on {topic}")
+    finally:
+        client.disconnect()
+        client.loop_stop()

@@ -311,9 +311,10 @@ def test_config_error_does_not_echo_the_password() -> None:
 
 def test_example_block_in_config_example_is_valid() -> None:
     text = (REPO / "config.example.toml").read_text()
-    lines = text[text.rindex("# [[chargers]]"):].splitlines()
-    uncommented = "\n".join(line[2:] for line in lines if line.startswith("# "))
-    settings = validate(tomllib.loads(uncommented), Path("config.example.toml"))
+    block = text[text.index("# [[chargers]]                # an EVSEMaster"):].splitlines()
+    lines = [line.removeprefix("# ") for line in block]
+    end = next((i for i, line in enumerate(lines[1:], 1) if line.startswith("[")), len(lines))
+    settings = validate(tomllib.loads("\n".join(lines[:end])), Path("config.example.toml"))
     assert isinstance(settings.chargers[0], EVSEMasterConfig)
 
 

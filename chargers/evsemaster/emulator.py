@@ -13,6 +13,7 @@ a changed password, silence, and truncated, corrupted or paired outgoing datagra
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -444,3 +445,28 @@ class EVSEMasterEmulator:
             self._sock.sendto(data, addr)
         except OSError as exc:
             log.debug("emulator %s: send to %s failed: %s", self.serial, addr, exc)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m chargers.evsemaster.emulator`: a charger on this host until Ctrl-C."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--serial", default="9181102751219513")
+    parser.add_argument("--password", default="123456")
+    parser.add_argument("--broadcast-to", default=f"127.0.0.1:{p.APP_PORT}",
+                        help="where the Login broadcasts go (default: divert on this host)")
+    parser.add_argument("--bind", default="127.0.0.1", help="address the charger listens on")
+    args = parser.parse_args(argv)
+    host, _, port = args.broadcast_to.rpartition(":")
+    with EVSEMasterEmulator(args.serial, args.password, broadcast_to=(host, int(port)),
+                            bind_host=args.bind) as charger:
+        print(f"EVSEMaster emulator: serial {args.serial} on {charger.address[0]}:"
+              f"{charger.address[1]}, broadcasting to {args.broadcast_to}; Ctrl-C stops it")
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

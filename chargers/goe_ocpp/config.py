@@ -11,17 +11,10 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from chargers.config import ChargerConfig
+from divert.listen import listen_address
 
 # OCPP 1.6 security whitepaper: the Basic-auth password (AuthorizationKey) is 16 to 40 chars.
 PASSWORD_MIN, PASSWORD_MAX = 16, 40
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """`host:port` or `[v6-address]:port` → (host, port); ValueError if malformed."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) <= 65535:
-        raise ValueError(f"expected host:port, got {listen!r}")
-    return host.removeprefix("[").removesuffix("]") or "0.0.0.0", int(port)
 
 
 def check_password(password: str) -> str:
@@ -45,7 +38,7 @@ class OcppConfig(BaseModel):
     @field_validator("listen")
     @classmethod
     def _listen(cls, listen: str) -> str:
-        parse_listen(listen)
+        listen_address(listen)
         return listen
 
     @model_validator(mode="after")

@@ -31,7 +31,8 @@ from websockets.typing import Subprotocol
 
 from chargers.base import ChargerError
 from chargers.goe_ocpp.central import CentralChargePoint, Station
-from chargers.goe_ocpp.config import OcppConfig, parse_listen
+from chargers.goe_ocpp.config import OcppConfig
+from divert.listen import listen_address
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,7 @@ class OcppServer:
         loop = asyncio.new_event_loop()
         thread = threading.Thread(target=loop.run_forever, name="ocpp-server", daemon=True)
         thread.start()
-        host, port = parse_listen(self.config.listen)
+        host, port = listen_address(self.config.listen)
         try:
             self._server = asyncio.run_coroutine_threadsafe(
                 self._open(host, port, ctx), loop).result(_START_TIMEOUT_S)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -25,3 +26,13 @@ class ChargerConfig(BaseModel):
             raise ValueError(f"min_current_a ({self.min_current_a}) must be <= max_current_a "
                              f"({self.max_current_a})")
         return self
+
+
+def read_secret(path: Path) -> str:
+    """A password kept in a file (e.g. a systemd credential), without its final newline.
+
+    ValueError naming the file if it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read password_file {path}: {exc}") from None

@@ -19,6 +19,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from chargers.config import read_secret
 from divert.config import MqttConfig
 from divert.throttle import LogThrottle
 
@@ -49,9 +50,9 @@ def configure(client: mqtt.Client, cfg: MqttConfig) -> ssl.SSLContext | None:
         password = cfg.password
         if cfg.password_file is not None:
             try:
-                password = cfg.password_file.read_text(encoding="utf-8").rstrip("\r\n")
-            except (OSError, UnicodeDecodeError) as exc:
-                raise MqttError(f"mqtt.password_file: cannot read: {exc}") from None
+                password = read_secret(cfg.password_file)
+            except ValueError as exc:
+                raise MqttError(f"mqtt.password_file: {exc}") from None
         client.username_pw_set(cfg.username, password)
     if not cfg.tls:
         return None

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from daemon_support import Publisher
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "openevse"
@@ -18,6 +19,12 @@ DATA = REPO.parent / "shared" / "data" / "openevse"
 
 def free_port() -> int:
     with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
@@ -79,3 +86,11 @@ def openevse_data() -> Path:
     if not DATA.is_dir():
         pytest.fail(f"reference data not found at {DATA} (the shared/ folder beside the repo)")
     return DATA
+
+
+@pytest.fixture
+def publisher(mosquitto: Broker) -> Iterator[Publisher]:
+    """An MQTT client on the private broker, for publishing feed values."""
+    pub = Publisher(mosquitto)
+    yield pub
+    pub.close()

@@ -6,7 +6,6 @@ import json
 import math
 import platform
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from chargers.simulated import Command, SimulatedCharger
 from divert import __version__
 from divert.daemon import Daemon
-
-
-@pytest.fixture
-def publisher(mosquitto: Any) -> Iterator[Publisher]:
-    pub = Publisher(mosquitto)
-    yield pub
-    pub.close()
 
 
 def _sim(daemon: Daemon, name: str = "garage") -> SimulatedCharger:

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_udp_port
 
 from chargers.base import ChargerError
 from chargers.evsemaster import protocol as p
@@ -34,12 +35,6 @@ WAIT_S = 10.0
 REPO = Path(__file__).resolve().parents[1]
 
 
-def udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def until(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> bool:
     """Poll `condition` until it holds; a ChargerError (no status yet) counts as not yet."""
     deadline = time.monotonic() + timeout_s
@@ -55,7 +50,7 @@ def until(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> bool:
 
 @pytest.fixture
 def port() -> int:
-    return udp_port()
+    return free_udp_port()
 
 
 def emulator(port: int, **kwargs: Any) -> EVSEMasterEmulator:

@@ -6,13 +6,13 @@ log of starts and stops never exceeds the relay guard."""
 from __future__ import annotations
 
 import itertools
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import free_udp_port
 from daemon_support import Publisher, settings, wait_for
 
 from chargers.evsemaster.driver import EVSEMasterCharger
@@ -26,23 +26,10 @@ RESTART_GAP_S = 1.0
 TOLERANCE_S = 0.3  # transit and scheduling between the controller's decision and the charger
 
 
-def udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def publisher(mosquitto: Any) -> Iterator[Publisher]:
-    pub = Publisher(mosquitto)
-    yield pub
-    pub.close()
-
-
 @pytest.fixture
 def charger_and_daemon(tmp_path: Path, mosquitto: Any,
                        ) -> Iterator[tuple[EVSEMasterEmulator, Daemon]]:
-    port = udp_port()
+    port = free_udp_port()
     clocks = EmulatorTiming(login_interval_s=0.1, heading_interval_s=1.0,
                             status_interval_s=0.25)
     with EVSEMasterEmulator(SERIAL, PIN, broadcast_to=("127.0.0.1", port),

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import pytest
+from conftest import free_udp_port
 
 from chargers.base import ChargerError
 from chargers.evsemaster import protocol as p
@@ -28,12 +29,6 @@ APP_CLOCKS = Timing(offline_after_s=1.0, session_lapse_s=3.0, login_retry_s=0.2,
 WAIT_S = 10.0  # deadline for anything that should happen
 
 
-def udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def until(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> bool:
     deadline = time.monotonic() + timeout_s
     while not condition():
@@ -45,7 +40,7 @@ def until(condition: Callable[[], bool], timeout_s: float = WAIT_S) -> bool:
 
 @pytest.fixture
 def port() -> int:
-    return udp_port()
+    return free_udp_port()
 
 
 @pytest.fixture
@@ -236,7 +231,7 @@ def test_other_chargers_are_left_alone(port: int, charger: EVSEMasterEmulator,
 
 
 def test_configured_host_needs_no_broadcast(open_session: Callable[..., Session]) -> None:
-    with EVSEMasterEmulator(SERIAL, PIN, broadcast_to=("127.0.0.1", udp_port()),
+    with EVSEMasterEmulator(SERIAL, PIN, broadcast_to=("127.0.0.1", free_udp_port()),
                             timing=CHARGER_CLOCKS) as charger:
         session = open_session(host=charger.address)
         assert session.wait_logged_in(WAIT_S)

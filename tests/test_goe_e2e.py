@@ -22,13 +22,6 @@ V = 230.0
 
 
 @pytest.fixture
-def publisher(mosquitto: Any) -> Iterator[Publisher]:
-    pub = Publisher(mosquitto)
-    yield pub
-    pub.close()
-
-
-@pytest.fixture
 def daemon(tmp_path: Path, mosquitto: Any) -> Iterator[Daemon]:
     port = free_port()
     d = Daemon(settings(tmp_path, mosquitto, ocpp={"listen": f"127.0.0.1:{port}"},

@@ -7,7 +7,6 @@ does not see the EV, so a grid value of −X W is X W of surplus whatever the ca
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +19,6 @@ from chargers.psp.webapi import EVSE_CTRL
 from divert.daemon import Daemon
 
 ALLOWED = {"EVSEPowerAvailable", "ChargeStartToggle"}
-
-
-@pytest.fixture
-def publisher(mosquitto: Any) -> Iterator[Publisher]:
-    pub = Publisher(mosquitto)
-    yield pub
-    pub.close()
 
 
 def _psp_charger(emulator: PSPEmulator) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from datetime import datetime
 from functools import partial
 
 from chargers.base import ChargerError, ChargerReading
+from chargers.config import read_secret
 from chargers.evsemaster import protocol as p
 from chargers.evsemaster.config import EVSEMasterConfig, check_password, parse_host
 from chargers.evsemaster.protocol import Cmd, CurrentState, GunState, OutputState
@@ -55,10 +56,9 @@ class EVSEMasterCharger:
             return c.password.get_secret_value()
         assert c.password_file is not None
         try:
-            text = c.password_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ChargerError(f"cannot read password_file "
-                               f"{c.password_file}: {exc}") from None
+            text = read_secret(c.password_file)
+        except ValueError as exc:
+            raise ChargerError(str(exc)) from None
         try:
             return check_password(text)
         except ValueError as exc:

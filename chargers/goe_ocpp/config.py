@@ -10,7 +10,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from chargers.config import ChargerConfig
+from chargers.config import ChargerConfig, read_secret
 from divert.listen import listen_address
 
 # OCPP 1.6 security whitepaper: the Basic-auth password (AuthorizationKey) is 16 to 40 chars.
@@ -85,11 +85,8 @@ class GoEOcppConfig(ChargerConfig):
         if self.password is not None:
             return self.password.get_secret_value()
         assert self.password_file is not None
+        text = read_secret(self.password_file)
         try:
-            text = self.password_file.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ValueError(f"cannot read password_file {self.password_file}: {exc}") from None
-        try:
-            return check_password(text.rstrip("\r\n"))
+            return check_password(text)
         except ValueError as exc:
             raise ValueError(f"password_file {self.password_file}: {exc}") from None

@@ -52,7 +52,7 @@ class SiteParams:
     battery_first_below_soc_pct: float | None = None  # home battery charges first below this
     stale_pause_s: float = 300.0  # surplus unknown this long while charging: pause
     restart_min_gain_a: float = 2.0  # restart-only: change current only for at least this
-    phase_hold_s: float = 120.0  # a 1/3-phase switch needs its reason to hold this long
+    phase_tau_s: float = 600.0  # 1/3-phase switching follows the surplus averaged over this
 
 
 @dataclass
@@ -64,7 +64,7 @@ class _State:
     limit_a: float | None = None  # temporary maximum (schedules)
     available_w: float | None = None  # this step's surplus for the EV, W
     voltage_v: float = 0.0  # this step's voltage per phase, V
-    other_phases_s: float = 0.0  # how long the other phase count has been the better one
+    phase_w: float | None = None  # the surplus averaged for phase switching, W
 
 
 class Controller:
@@ -163,57 +163,57 @@ class Controller:
             self._s.restart_to_a = None
         return self._decision(reason)
 
-    def _better_phases(self) -> int | None:
-        """The phase count the surplus calls for, None when the surplus is unknown.
+    def _better_phases(self, surplus_w: float | None) -> int | None:
+        """The phase count `surplus_w` calls for, None when it is unknown.
 
         Down to one phase when the surplus cannot carry the three-phase minimum; up to three
         when it exceeds the one-phase maximum and carries the three-phase minimum. `fast`
         mode wants all three."""
-        caps, s = self.caps, self._s
+        caps = self.caps
         if self.mode is Mode.FAST:
             return 3
-        if self.mode is Mode.OFF or s.available_w is None:
+        if self.mode is Mode.OFF or surplus_w is None:
             return None
         three_min_w = caps.min_power_at(3)
         if self.phases == 3:
-            return 1 if s.available_w < three_min_w else 3
+            return 1 if surplus_w < three_min_w else 3
         up_w = max(caps.power_w(caps.max_current_a, 1), three_min_w)
-        return 3 if s.available_w >= up_w else 1
+        return 3 if surplus_w >= up_w else 1
 
     def _switch_phases(self, t_s: float, dt_s: float, wish: Desire) -> str | None:
         """Switch between one and three phases when the charger can; the reason if it did.
 
-        The better phase count must hold for `phase_hold_s`, or at once when the policy
-        would otherwise stop on three phases and one phase can carry the surplus. The guard
-        decides (`RelayGuard.why_no_switch`); a refused switch leaves the step to the usual
-        start/stop logic."""
+        The surplus averaged over `phase_tau_s` decides, so that a passing cloud or spike
+        does not cost a relay cycle; the surplus now decides when the policy would otherwise
+        stop on three phases and one phase can carry it. The guard has the last word
+        (`RelayGuard.why_no_switch`); a refused switch leaves the step to the usual start/stop
+        logic."""
         caps, s, guard = self.caps, self._s, self.guard
         if not (caps.phase_switching and caps.phases == 3):
             return None
-        want = self._better_phases()
-        if want is None or want == self.phases:
-            s.other_phases_s = 0.0
-            return None
-        s.other_phases_s += dt_s
+        if s.available_w is not None:
+            tau_s = self.site.phase_tau_s
+            k = 1.0 if s.phase_w is None or tau_s <= 0 else 1.0 - math.exp(-dt_s / tau_s)
+            s.phase_w = (s.phase_w or 0.0) + k * (s.available_w - (s.phase_w or 0.0))
+        want = self._better_phases(s.phase_w)
         one_carries = s.available_w is not None and s.available_w >= caps.min_power_at(1)
-        rather_than_stop = guard.on and want == 1 and not wish.charge and one_carries
-        if s.other_phases_s < self.site.phase_hold_s and not rather_than_stop:
-            return None
-        if guard.why_no_switch(t_s) is not None:
+        if guard.on and not wish.charge:  # the policy would stop: one phase rather than stop
+            want = 1 if self.phases == 3 and one_carries else None
+        if want is None or want == self.phases or guard.why_no_switch(t_s) is not None:
             return None
         guard.switch(t_s)
         self.phases = want
-        s.other_phases_s = 0.0
         available_w = s.available_w or 0.0
         if want == 1:
-            why = f"surplus {available_w:.0f} W cannot carry {caps.min_power_at(3):.0f} W"
+            to, why = "1 phase", f"cannot carry {caps.min_power_at(3):.0f} W on 3"
         else:
-            why = f"surplus {available_w:.0f} W exceeds one phase"
+            to, why = "3 phases", f"exceeds {caps.power_w(caps.max_current_a, 1):.0f} W on 1"
+        why = "fast mode" if self.mode is Mode.FAST else f"surplus {available_w:.0f} W {why}"
         if not guard.on:
-            return f"waiting: set to {want} phase(s), {why}"
+            return f"waiting: set to {to}, {why}"
         s.setpoint_a = self._settable(available_w / (s.voltage_v * want))
         s.restart_to_a = None
-        return f"switching to {want} phase(s): {why}"
+        return f"switching to {to}: {why}"
 
     def _hold_current(self, target_a: float) -> float:
         """While the guard holds the relay on against the policy's wish."""

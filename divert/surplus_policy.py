@@ -29,6 +29,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, fields
 
+from divert.capabilities import ControlKind
 from divert.policy import Desire, Observation
 
 DAY_S = 86400.0
@@ -92,15 +93,21 @@ class SurplusPolicy:
         self._was_charging = False
         self._starts_s: deque[float] = deque()  # our starts in the last 24 h
 
-    def _advantage_w(self, surplus_w: float, min_w: float) -> float:
-        """Charging minus not charging, per step: captured surplus − weight × import."""
-        if surplus_w >= min_w:
-            return surplus_w
-        captured_w = max(0.0, surplus_w)
-        return captured_w - self.params.import_weight * (min_w - captured_w)
+    def _advantage_w(self, surplus_w: float, draw_w: float) -> float:
+        """Charging minus not charging, per step: captured surplus − weight × import, for
+        the car drawing `draw_w`."""
+        available_w = max(0.0, surplus_w)
+        return (min(draw_w, available_w)
+                - self.params.import_weight * max(0.0, draw_w - available_w))
 
     def _current_a(self, surplus_w: float, obs: Observation) -> float:
+        """The current for `surplus_w`, in whole steps, rounded up above `round_up_above`.
+
+        A restart-only charger keeps its current for the whole session: it gets the current
+        that the slow average also carries."""
         caps = obs.caps
+        if caps.control is ControlKind.RESTART:
+            surplus_w = min(surplus_w, self._slow_w)
         steps = max(0.0, surplus_w) / (obs.voltage_v * obs.phases * caps.step_a)
         whole = math.floor(steps)
         if steps - whole > self.params.round_up_above:
@@ -108,6 +115,7 @@ class SurplusPolicy:
         return caps.clamp(round(whole * caps.step_a, 6))
 
     def _observe(self, obs: Observation, surplus_w: float, min_w: float) -> None:
+        """Update the averages, the sunny fraction, the hold time and the start count."""
         p, dt_s = self.params, obs.dt_s
         positive_w = max(0.0, surplus_w)
         if self._level_w is None:
@@ -123,20 +131,29 @@ class SurplusPolicy:
         self._was_charging = obs.charging
         while self._starts_s and self._starts_s[0] <= obs.time_s - DAY_S:
             self._starts_s.popleft()
+
+    def _account(self, obs: Observation, surplus_w: float, min_w: float,
+                 draw_w: float) -> None:
+        """The dip's cost so far, against the budget fixed when it began."""
+        p = self.params
         if self._deficit_wh <= 0.0:  # not in a dip: set the budget for the next one
             sun_w = max(0.0, self._slow_w - p.sun_floor_frac * min_w)
             bridge_s = p.bridge_s + p.bridge_per_start_s * len(self._starts_s)
             self._budget_wh = p.bridge_wh + sun_w * bridge_s / 3600
-        shortfall_w = p.stop_drift_w - self._advantage_w(surplus_w, min_w)
-        self._deficit_wh = max(0.0, self._deficit_wh + shortfall_w * dt_s / 3600)
+        shortfall_w = p.stop_drift_w - self._advantage_w(surplus_w, draw_w)
+        self._deficit_wh = max(0.0, self._deficit_wh + shortfall_w * obs.dt_s / 3600)
 
     def decide(self, obs: Observation) -> Desire:
         p = self.params
         min_w = obs.caps.min_power_at(obs.phases)
         surplus_w = obs.surplus_w - p.reserve_w
         self._observe(obs, surplus_w, min_w)
-        level_w = self._level_w if self._level_w is not None else 0.0
         current_a = self._current_a(surplus_w, obs)
+        # What the car will draw this step: a restart-only charger keeps its current.
+        keeps = obs.charging and obs.caps.control is ControlKind.RESTART
+        draw_w = (obs.setpoint_a if keeps else current_a) * obs.voltage_v * obs.phases
+        self._account(obs, surplus_w, min_w, draw_w)
+        level_w = self._level_w if self._level_w is not None else 0.0
         min_a = f"{obs.caps.min_current_a:g} A"
         if not obs.charging:
             need_w = min_w + p.start_margin_w + p.margin_per_start_w * len(self._starts_s)

@@ -52,7 +52,6 @@ class SiteParams:
     battery_first_below_soc_pct: float | None = None  # home battery charges first below this
     stale_pause_s: float = 300.0  # surplus unknown this long while charging: pause
     restart_min_gain_a: float = 2.0  # restart-only: change current only for at least this
-    phase_tau_s: float = 600.0  # 1/3-phase switching follows the surplus averaged over this
 
 
 @dataclass
@@ -183,16 +182,16 @@ class Controller:
     def _switch_phases(self, t_s: float, dt_s: float, wish: Desire) -> str | None:
         """Switch between one and three phases when the charger can; the reason if it did.
 
-        The surplus averaged over `phase_tau_s` decides, so that a passing cloud or spike
-        does not cost a relay cycle; the surplus now decides when the policy would otherwise
-        stop on three phases and one phase can carry it. The guard has the last word
-        (`RelayGuard.why_no_switch`); a refused switch leaves the step to the usual start/stop
-        logic."""
+        The surplus averaged over the relay limits' `phase_tau_s` decides, so that a passing
+        cloud or spike does not cost a relay cycle; the surplus now decides when the policy
+        would otherwise stop on three phases and one phase can carry it. The guard has the
+        last word (`RelayGuard.why_no_switch`); a refused switch leaves the step to the
+        usual start/stop logic."""
         caps, s, guard = self.caps, self._s, self.guard
         if not (caps.phase_switching and caps.phases == 3):
             return None
         if s.available_w is not None:
-            tau_s = self.site.phase_tau_s
+            tau_s = guard.limits.phase_tau_s
             k = 1.0 if s.phase_w is None or tau_s <= 0 else 1.0 - math.exp(-dt_s / tau_s)
             s.phase_w = (s.phase_w or 0.0) + k * (s.available_w - (s.phase_w or 0.0))
         want = self._better_phases(s.phase_w)

@@ -23,14 +23,16 @@ DAY_S = 86400.0
 
 @dataclass(frozen=True)
 class RelayLimits:
-    """Minimum on/off durations in s, start budgets per rolling hour and 24 h, and the
-    shortest interval between two changes of the phase count in s."""
+    """Minimum on/off durations in s, start budgets per rolling hour and 24 h; for 1/3-phase
+    switching the shortest interval between two changes of the phase count in s, and the
+    time constant in s of the surplus average that decides a switch (the controller's)."""
 
     min_on_s: float = 300.0
     min_off_s: float = 300.0
     max_starts_per_hour: int = 2
     max_starts_per_day: int = 6
     min_phase_switch_s: float = 600.0
+    phase_tau_s: float = 600.0
 
 
 class RelayGuard:

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from divert.capabilities import Capabilities, ControlKind
-from divert.controller import Controller, Decision, Inputs, SiteParams
+from divert.controller import Controller, Decision, Inputs
 from divert.guard import DAY_S, HOUR_S, RelayGuard, RelayLimits
 from divert.modes import Mode
 from divert.policy import Desire, Observation, load_preset
 
 CAPS = Capabilities(ControlKind.CURRENT, 6, 16, 1.0, 3, 230.0, phase_switching=True)
 FREE = RelayLimits(min_on_s=0, min_off_s=0, max_starts_per_hour=60, max_starts_per_day=1000,
-                   min_phase_switch_s=600)
+                   min_phase_switch_s=600, phase_tau_s=0)
 T0 = 1_700_000_000.0
 
 
@@ -31,7 +32,7 @@ class Follow:
 
 def _ctl(limits: RelayLimits = FREE, caps: Capabilities = CAPS,
          phase_tau_s: float = 0.0) -> Controller:
-    return Controller(caps, Follow(), limits, site=SiteParams(phase_tau_s=phase_tau_s))
+    return Controller(caps, Follow(), replace(limits, phase_tau_s=phase_tau_s))
 
 
 def _at(ctl: Controller, t_s: float, solar_w: float) -> Decision:
@@ -55,7 +56,7 @@ def test_down_to_one_phase_and_back_up_after_the_interval() -> None:
 
 def test_a_switch_is_a_start_in_the_budget() -> None:
     limits = RelayLimits(min_on_s=0, min_off_s=0, max_starts_per_hour=2,
-                         max_starts_per_day=10, min_phase_switch_s=0)
+                         max_starts_per_day=10, min_phase_switch_s=0, phase_tau_s=0)
     ctl = _ctl(limits)
     assert _at(ctl, 0, 6000).phases == 3  # start 1
     assert _at(ctl, 60, 2500).phases == 1  # switch = start 2
@@ -67,7 +68,7 @@ def test_a_switch_is_a_start_in_the_budget() -> None:
 
 def test_minimum_on_time_runs_from_the_last_switch() -> None:
     limits = RelayLimits(min_on_s=300, min_off_s=0, max_starts_per_hour=60,
-                         max_starts_per_day=100, min_phase_switch_s=0)
+                         max_starts_per_day=100, min_phase_switch_s=0, phase_tau_s=0)
     ctl = _ctl(limits)
     _at(ctl, 0, 6000)
     assert _at(ctl, 100, 2500).phases == 3  # minimum on-time since the start
@@ -196,10 +197,9 @@ def test_no_feed_sequence_switches_outside_the_guard(
         steps: list[tuple[float, float | None, Mode | None]], preset_name: str, min_on_s: int,
         min_off_s: int, per_hour: int, per_day: int, switch_s: int, tau_s: float,
         max_a: int) -> None:
-    limits = RelayLimits(min_on_s, min_off_s, per_hour, per_day, switch_s)
+    limits = RelayLimits(min_on_s, min_off_s, per_hour, per_day, switch_s, tau_s)
     caps = Capabilities(ControlKind.CURRENT, 6, max_a, 1.0, 3, 230.0, phase_switching=True)
-    ctl = Controller(caps, load_preset(preset_name).make_policy(), limits,
-                     site=SiteParams(phase_tau_s=tau_s))
+    ctl = Controller(caps, load_preset(preset_name).make_policy(), limits)
     t = T0
     events: list[tuple[float, bool, int]] = []
     ev_w = 0.0

@@ -31,7 +31,7 @@ def test_bench_prints_and_writes_every_table(one_day: Path, tmp_path: Path,
         assert f"\n{name} (ideal plant): " in text or text.startswith(f"{name} (ideal plant)")
     assert "Totals (ideal plant)" in text
     assert "1/3-phase switching (ideal plant; the days × 3 in power" in text
-    assert "total (1 days)" in text
+    assert "total (1 day)" in text
     md = (out / "ideal.md").read_text()
     assert md.startswith("# Benchmark, ideal plant")
     assert "| balanced |" in md and "| openevse-default |" in md

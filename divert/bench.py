@@ -259,7 +259,8 @@ def _preset_rows(r: Result) -> tuple[list[str], list[list[str]]]:
              f"{d.score.grid_share_pct:.1f}", str(d.score.starts), str(d.score.pilot_changes),
              _pct(d.of_bound)] for d in r.days]
     t = r.total
-    rows.append([f"total ({r.n_days} day{'s' if r.n_days != 1 else ''})", f"{t.surplus_kwh:.2f}", f"{t.capture_pct:.1f}",
+    days = f"{r.n_days} day" + ("s" if r.n_days != 1 else "")
+    rows.append([f"total ({days})", f"{t.surplus_kwh:.2f}", f"{t.capture_pct:.1f}",
                  f"{t.grid_share_pct:.2f}", f"{r.starts_per_day:.2f}/day, worst {r.worst_day}",
                  f"{r.pilot_changes_per_day:.1f}/day", _pct(r.of_bound)])
     return head, rows

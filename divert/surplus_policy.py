@@ -4,14 +4,17 @@ Three decisions, each a pure function of past observations:
 
 * **Current.** The surplus in whole steps; the step above is taken when the surplus fills
   more than `round_up_above` of it, so that on average the car's draw follows the surplus
-  rather than its floor. The import this costs is the preset's choice.
+  rather than its floor. The import this costs is the preset's choice. A restart-only
+  charger keeps its current for a whole session, so it is offered what the slow average
+  also carries.
 * **Start.** The smoothed surplus, looking ahead along its trend (a morning ramp), must reach
   the charger's minimum power plus a margin, and the raw surplus must have carried at least
   `start_frac` of the minimum without a break for `start_hold_s` × (1 − the recent sunny
   fraction): after a short dip in sunshine the car restarts at once, in broken cloud a spike
   has to prove it lasts.
 * **Stop.** A dip is bridged at minimum current as long as it is worth it. While charging,
-  each step's *advantage* (surplus captured minus `import_weight` × grid import, W) feeds a
+  each step's *advantage* (surplus captured minus `import_weight` × grid import, W, for what
+  the car draws: a restart-only charger's held current, else the current set now) feeds a
   one-sided cumulative sum of the shortfall below `stop_drift_w`; the car stops when that
   deficit (Wh) exceeds a budget fixed when the dip began: the sun the recent past promises
   (slow average above `sun_floor_frac` of the minimum) times `bridge_s`, plus `bridge_wh`.

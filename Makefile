@@ -44,6 +44,7 @@ test: lint typecheck pytest
 
 bench: $(VENV)/.dev
 	$(BIN)/divert bench --out docs/bench
+	$(BIN)/divert bench --plant realistic --out docs/bench
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .pytest_cache .ruff_cache

@@ -43,15 +43,18 @@ VOLTS = 230.0
 PRESET = """\
 [policy]
 kind = "surplus"
-attack_s = 0.0
-decay_s = 0.0
-start_margin_w = 0.0
-max_import_w = 0.0
+import_weight = 1000.0
+level_tau_s = 0.0
+slow_tau_s = 0.0
+start_hold_s = 0.0
+bridge_s = 0.0
 [relay]
 min_on_s = 0
 min_off_s = 0
 max_starts_per_hour = 60
 max_starts_per_day = 1000
+min_phase_switch_s = 0
+phase_tau_s = 0
 """
 
 

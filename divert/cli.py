@@ -15,7 +15,8 @@ from divert import __version__
 
 # Modules that add subcommands of their own, each through `register(subparsers)`.
 COMMAND_MODULES: tuple[str, ...] = ("divert.run", "chargers.goe_ocpp.cli",
-                                    "chargers.openevse.cli", "chargers.evsemaster.cli")
+                                    "chargers.openevse.cli", "chargers.evsemaster.cli",
+                                    "divert.bench")
 
 
 def _settings_or_exit(path: Path):  # type: ignore[no-untyped-def]

@@ -98,6 +98,8 @@ class RelayConfig(_Section):
     min_off_s: float | None = Field(None, ge=0, le=86400)
     max_starts_per_hour: int | None = Field(None, ge=1, le=60)
     max_starts_per_day: int | None = Field(None, ge=1, le=1000)
+    min_phase_switch_s: float | None = Field(None, ge=0, le=86400)
+    phase_tau_s: float | None = Field(None, ge=0, le=86400)
 
 
 class MetricsConfig(_Section):

@@ -61,6 +61,9 @@ class _State:
     unknown_since_s: float | None = None
     restart_to_a: float | None = None  # restart-only: the current to start at after the gap
     limit_a: float | None = None  # temporary maximum (schedules)
+    available_w: float | None = None  # this step's surplus for the EV, W
+    voltage_v: float = 0.0  # this step's voltage per phase, V
+    phase_w: float | None = None  # the surplus averaged for phase switching, W
 
 
 class Controller:
@@ -100,6 +103,8 @@ class Controller:
         available_w = surplus_w(inp.grid_w, inp.solar_w, inp.load_w, inp.ev_w,
                                 site.grid_includes_ev, inp.battery_w, battery_first)
         caps = self.caps
+        self._s.available_w = available_w
+        self._s.voltage_v = inp.voltage_v or caps.voltage_v
         wish: Desire | None = None
         if available_w is None:
             self._s.unknown_since_s = self._s.unknown_since_s or t_s
@@ -135,6 +140,9 @@ class Controller:
         dt_s = 0.0 if last_s is None else max(0.0, t_s - last_s)
         self._s.last_time_s = t_s if last_s is None else max(t_s, last_s)
         wish = self._desire(t_s, dt_s, inp)
+        switched = self._switch_phases(t_s, dt_s, wish)
+        if switched is not None:
+            return self._decision(switched)
         target_a = self._settable(wish.current_a)
         reason = wish.reason
         guard = self.guard
@@ -153,6 +161,58 @@ class Controller:
         else:
             self._s.restart_to_a = None
         return self._decision(reason)
+
+    def _better_phases(self, surplus_w: float | None) -> int | None:
+        """The phase count `surplus_w` calls for, None when it is unknown.
+
+        Down to one phase when the surplus cannot carry the three-phase minimum; up to three
+        when it exceeds the one-phase maximum and carries the three-phase minimum. `fast`
+        mode wants all three."""
+        caps = self.caps
+        if self.mode is Mode.FAST:
+            return 3
+        if self.mode is Mode.OFF or surplus_w is None:
+            return None
+        three_min_w = caps.min_power_at(3)
+        if self.phases == 3:
+            return 1 if surplus_w < three_min_w else 3
+        up_w = max(caps.power_w(caps.max_current_a, 1), three_min_w)
+        return 3 if surplus_w >= up_w else 1
+
+    def _switch_phases(self, t_s: float, dt_s: float, wish: Desire) -> str | None:
+        """Switch between one and three phases when the charger can; the reason if it did.
+
+        The surplus averaged over the relay limits' `phase_tau_s` decides, so that a passing
+        cloud or spike does not cost a relay cycle; the surplus now decides when the policy
+        would otherwise stop on three phases and one phase can carry it. The guard has the
+        last word (`RelayGuard.why_no_switch`); a refused switch leaves the step to the
+        usual start/stop logic."""
+        caps, s, guard = self.caps, self._s, self.guard
+        if not (caps.phase_switching and caps.phases == 3):
+            return None
+        if s.available_w is not None:
+            tau_s = guard.limits.phase_tau_s
+            k = 1.0 if s.phase_w is None or tau_s <= 0 else 1.0 - math.exp(-dt_s / tau_s)
+            s.phase_w = (s.phase_w or 0.0) + k * (s.available_w - (s.phase_w or 0.0))
+        want = self._better_phases(s.phase_w)
+        one_carries = s.available_w is not None and s.available_w >= caps.min_power_at(1)
+        if guard.on and not wish.charge:  # the policy would stop: one phase rather than stop
+            want = 1 if self.phases == 3 and one_carries else None
+        if want is None or want == self.phases or guard.why_no_switch(t_s) is not None:
+            return None
+        guard.switch(t_s)
+        self.phases = want
+        available_w = s.available_w or 0.0
+        if want == 1:
+            to, why = "1 phase", f"cannot carry {caps.min_power_at(3):.0f} W on 3"
+        else:
+            to, why = "3 phases", f"exceeds {caps.power_w(caps.max_current_a, 1):.0f} W on 1"
+        why = "fast mode" if self.mode is Mode.FAST else f"surplus {available_w:.0f} W {why}"
+        if not guard.on:
+            return f"waiting: set to {to}, {why}"
+        s.setpoint_a = self._settable(available_w / (s.voltage_v * want))
+        s.restart_to_a = None
+        return f"switching to {to}: {why}"
 
     def _hold_current(self, target_a: float) -> float:
         """While the guard holds the relay on against the policy's wish."""
@@ -204,10 +264,14 @@ class Controller:
     def to_state(self) -> dict[str, Any]:
         """What must survive a restart: the relay history and the setpoint."""
         return {"guard": self.guard.to_state(), "setpoint_a": self._s.setpoint_a,
-                "mode": str(self.mode)}
+                "mode": str(self.mode), "phases": self.phases}
 
     def restore(self, state: dict[str, Any]) -> None:
         self.guard = RelayGuard.from_state(self.guard.limits, state.get("guard", {}))
         self._s.setpoint_a = float(state.get("setpoint_a", self.caps.min_current_a))
         if "mode" in state:
             self.mode = Mode(state["mode"])
+        phases = int(state.get("phases", self.caps.phases))
+        # Wiring may have changed since the save: only a count the charger has now is kept.
+        self.phases = phases if phases in (1, self.caps.phases) and (
+            phases == self.caps.phases or self.caps.phase_switching) else self.caps.phases

@@ -3,6 +3,12 @@
 Each start or stop wears the charger's relay and the car's contactors. The controller asks
 the guard before every transition and records every transition it makes; no policy or mode
 has a path around it. Times are seconds on the controller's injected clock.
+
+A 1/3-phase switch under load is a relay cycle too: the charger opens its contactor, changes
+phases and closes it again. The guard treats it as a stop followed at once by a start: it
+needs the minimum on-time, counts as a start in both budgets, and restarts the on-time; the
+minimum off-time does not apply (the charger's own pause is not a break between sessions).
+Every change of the phase count, under load or not, keeps `min_phase_switch_s` from the last.
 """
 
 from __future__ import annotations
@@ -17,26 +23,33 @@ DAY_S = 86400.0
 
 @dataclass(frozen=True)
 class RelayLimits:
-    """Minimum on/off durations in s and start budgets per rolling hour and 24 h."""
+    """Minimum on/off durations in s, start budgets per rolling hour and 24 h; for 1/3-phase
+    switching the shortest interval between two changes of the phase count in s, and the
+    time constant in s of the surplus average that decides a switch (the controller's)."""
 
     min_on_s: float = 300.0
     min_off_s: float = 300.0
     max_starts_per_hour: int = 2
     max_starts_per_day: int = 6
+    min_phase_switch_s: float = 600.0
+    phase_tau_s: float = 600.0
 
 
 class RelayGuard:
     """Tracks relay transitions and answers whether the next one is allowed.
 
-    `starts_s` holds the start times of the last 24 h; `changed_s` the time of the last
-    transition (start or stop), None before the first.
+    `starts_s` holds the start times (phase switches under load included) of the last 24 h;
+    `changed_s` the time of the last transition (start, stop or switch), None before the
+    first; `switched_s` the time of the last change of the phase count, None before the first.
     """
 
     def __init__(self, limits: RelayLimits, starts_s: tuple[float, ...] = (),
-                 on: bool = False, changed_s: float | None = None) -> None:
+                 on: bool = False, changed_s: float | None = None,
+                 switched_s: float | None = None) -> None:
         self.limits = limits
         self.on = on
         self.changed_s = changed_s
+        self.switched_s = switched_s
         self._starts_s: deque[float] = deque(sorted(starts_s))
 
     def _prune(self, now_s: float) -> None:
@@ -70,6 +83,29 @@ class RelayGuard:
                 return f"minimum on-time, {_duration(left_s)} left"
         return None
 
+    def why_no_switch(self, now_s: float) -> str | None:
+        """None if the phase count may change now, else why not.
+
+        Off: only the switch interval applies. Charging: the switch is a relay cycle, so it
+        also needs what a stop needs and room for a start in both budgets."""
+        lim = self.limits
+        if self.switched_s is not None:
+            left_s = self.switched_s + lim.min_phase_switch_s - now_s
+            if left_s > 0:
+                return f"minimum phase-switch interval, {_duration(left_s)} left"
+        if not self.on:
+            return None
+        why = self.why_no_stop(now_s)
+        if why is not None:
+            return why
+        n_hour = self.starts_within(now_s, HOUR_S)
+        if n_hour >= lim.max_starts_per_hour:
+            return f"{n_hour} starts in the last hour, limit {lim.max_starts_per_hour}"
+        n_day = self.starts_within(now_s, DAY_S)
+        if n_day >= lim.max_starts_per_day:
+            return f"{n_day} starts in the last 24 h, limit {lim.max_starts_per_day}"
+        return None
+
     def seconds_until_start_allowed(self, now_s: float) -> float:
         """How long until `why_no_start` could answer None (0 if it does now)."""
         lim = self.limits
@@ -98,15 +134,27 @@ class RelayGuard:
         self.on = False
         self.changed_s = now_s
 
+    def switch(self, now_s: float) -> None:
+        """Record a change of the phase count; under load, a relay cycle counted as a start."""
+        reason = self.why_no_switch(now_s)
+        if reason is not None:
+            raise RuntimeError(f"relay guard: phase switch refused ({reason})")
+        self.switched_s = now_s
+        if self.on:
+            self.changed_s = now_s
+            self._starts_s.append(now_s)
+
     def to_state(self) -> dict[str, Any]:
         """JSON-ready state, so that a restart does not reset the budget."""
-        return {"on": self.on, "changed_s": self.changed_s, "starts_s": list(self._starts_s)}
+        return {"on": self.on, "changed_s": self.changed_s, "starts_s": list(self._starts_s),
+                "switched_s": self.switched_s}
 
     @classmethod
     def from_state(cls, limits: RelayLimits, state: dict[str, Any]) -> RelayGuard:
         return cls(limits, tuple(float(t) for t in state.get("starts_s", [])),
                    bool(state.get("on", False)),
-                   None if state.get("changed_s") is None else float(state["changed_s"]))
+                   None if state.get("changed_s") is None else float(state["changed_s"]),
+                   None if state.get("switched_s") is None else float(state["switched_s"]))
 
 
 def _duration(seconds: float) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
 from divert.capabilities import Capabilities, ControlKind
 from divert.controller import Controller, Decision, Inputs
@@ -60,6 +61,7 @@ class Steps:
     setpoint_a: FloatArray
     charging: np.ndarray[Any, np.dtype[np.bool_]]
     reasons: list[str]
+    phases: npt.NDArray[np.int_]  # phases in use (the decision's, also while off)
 
     def score(self) -> Score:
         return score(self.surplus_w, self.ev_w, self.dt_s, self.charging, self.setpoint_a)
@@ -78,6 +80,7 @@ def run_ideal(trace: Trace, controller: Controller) -> Steps:
     ev_w = np.zeros(n)
     setpoint_a = np.zeros(n)
     charging = np.zeros(n, dtype=bool)
+    phases = np.zeros(n, dtype=np.int_)
     reasons: list[str] = []
     metered = trace.grid_w is not None
     phases_v = controller.caps.voltage_v
@@ -87,14 +90,18 @@ def run_ideal(trace: Trace, controller: Controller) -> Steps:
                                     float(trace.load_w[i]), prev_ev_w, metered))
         volts = trace.voltage_v[i] if math.isfinite(trace.voltage_v[i]) else phases_v
         prev_ev_w = ev_w[i] = d.current_a * volts * d.phases
-        setpoint_a[i], charging[i] = d.current_a, d.charging
+        setpoint_a[i], charging[i], phases[i] = d.current_a, d.charging, d.phases
         reasons.append(d.reason)
     return Steps(trace.time_s, trace.dt_s, trace.solar_w, trace.load_w, trace.surplus_w, ev_w,
-                 setpoint_a, charging, reasons)
+                 setpoint_a, charging, reasons, phases)
 
 
 def run_realistic(trace: Trace, controller: Controller,
                   params: RealisticParams | None = None) -> Steps:
+    """The trace interpolated to 1 s; the controller every `tick_s` on delayed meter values.
+
+    The per-second EV model runs on plain floats (a numpy scalar access costs more than the
+    arithmetic); the controller is called exactly as the daemon calls it."""
     p = params or RealisticParams()
     t = np.arange(trace.time_s[0], trace.time_s[-1] + 1.0, 1.0)
     solar_w = np.interp(t, trace.time_s, trace.solar_w)
@@ -103,22 +110,23 @@ def run_realistic(trace: Trace, controller: Controller,
     volts_v = (np.interp(t, trace.time_s[has_volts], trace.voltage_v[has_volts])
                if has_volts.any() else np.full(len(t), controller.caps.voltage_v))
     n = len(t)
-    ev_w = np.zeros(n)
-    ev_a = np.zeros(n)
-    setpoint_a = np.zeros(n)
-    charging = np.zeros(n, dtype=bool)
-    reasons: list[str] = []
+    times, solar, load, volts = t.tolist(), solar_w.tolist(), load_w.tolist(), volts_v.tolist()
+    ev_w = [0.0] * n
+    setpoint_a = [0.0] * n
+    charging = [False] * n
+    phases = [controller.phases] * n
+    reasons = [""] * n
     metered = trace.grid_w is not None
     delay = round(p.meter_delay_s)
     tick = max(1, round(p.tick_s))
+    ramp_a = p.ev_ramp_a_per_s
     decision = Decision(False, 0.0, 0.0, controller.phases, "")
     target_a, target_from_s, drawing_a, started_s = 0.0, 0.0, 0.0, -math.inf
     for i in range(n):
-        now_s = float(t[i])
+        now_s = times[i]
         if i % tick == 0:
             j = max(0, i - delay)
-            new = controller.step(_inputs(now_s, float(solar_w[j]), float(load_w[j]),
-                                          float(ev_w[j]), metered))
+            new = controller.step(_inputs(now_s, solar[j], load[j], ev_w[j], metered))
             if new.charging and not decision.charging:
                 started_s = now_s
             if new.current_a != decision.current_a:
@@ -127,16 +135,15 @@ def run_realistic(trace: Trace, controller: Controller,
         if not decision.charging:
             drawing_a = 0.0
         elif now_s >= started_s + p.ev_start_delay_s and now_s >= target_from_s:
-            step_a = p.ev_ramp_a_per_s
-            drawing_a = min(target_a, drawing_a + step_a) if drawing_a < target_a \
-                else max(target_a, drawing_a - step_a)
-        ev_a[i] = drawing_a
-        ev_w[i] = drawing_a * volts_v[i] * decision.phases
+            drawing_a = min(target_a, drawing_a + ramp_a) if drawing_a < target_a \
+                else max(target_a, drawing_a - ramp_a)
+        ev_w[i] = drawing_a * volts[i] * decision.phases
         setpoint_a[i], charging[i] = decision.current_a, decision.charging
-        reasons.append(decision.reason)
+        phases[i], reasons[i] = decision.phases, decision.reason
     dt_s = np.diff(t, prepend=t[:1])
-    return Steps(t, dt_s, solar_w, load_w, np.maximum(0.0, solar_w - load_w), ev_w,
-                 setpoint_a, charging, reasons)
+    return Steps(t, dt_s, solar_w, load_w, np.maximum(0.0, solar_w - load_w), np.asarray(ev_w),
+                 np.asarray(setpoint_a), np.asarray(charging, dtype=bool), reasons,
+                 np.asarray(phases, dtype=np.int_))
 
 
 def run(trace: Trace, make_controller: Callable[[], Controller],

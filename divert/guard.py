@@ -106,19 +106,6 @@ class RelayGuard:
             return f"{n_day} starts in the last 24 h, limit {lim.max_starts_per_day}"
         return None
 
-    def seconds_until_start_allowed(self, now_s: float) -> float:
-        """How long until `why_no_start` could answer None (0 if it does now)."""
-        lim = self.limits
-        wait_s = 0.0
-        if self.changed_s is not None and not self.on:
-            wait_s = max(wait_s, self.changed_s + lim.min_off_s - now_s)
-        self._prune(now_s)
-        for window_s, cap in ((HOUR_S, lim.max_starts_per_hour), (DAY_S, lim.max_starts_per_day)):
-            recent = [t for t in self._starts_s if t > now_s - window_s]
-            if len(recent) >= cap:
-                wait_s = max(wait_s, recent[len(recent) - cap] + window_s - now_s)
-        return max(0.0, wait_s)
-
     def start(self, now_s: float) -> None:
         reason = self.why_no_start(now_s)
         if self.on or reason is not None:

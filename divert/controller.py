@@ -51,7 +51,8 @@ class SiteParams:
     grid_includes_ev: bool = True  # the grid meter sees the EV's draw
     battery_first_below_soc_pct: float | None = None  # home battery charges first below this
     stale_pause_s: float = 300.0  # surplus unknown this long while charging: pause
-    restart_min_gain_a: float = 2.0  # restart-only: change current only for at least this
+    restart_min_gain_a: float = 3.0  # restart-only: change current only for at least this
+    restart_reserve_starts: int = 2  # restart-only: starts a step up leaves for later sessions
 
 
 @dataclass
@@ -60,6 +61,7 @@ class _State:
     setpoint_a: float = 0.0
     unknown_since_s: float | None = None
     restart_to_a: float | None = None  # restart-only: the current to start at after the gap
+    restart_wanted: tuple[float, bool] | None = None  # since when a step (up?) has been wanted
     limit_a: float | None = None  # temporary maximum (schedules)
     available_w: float | None = None  # this step's surplus for the EV, W
     voltage_v: float = 0.0  # this step's voltage per phase, V
@@ -223,22 +225,31 @@ class Controller:
     def _track(self, t_s: float, target_a: float, reason: str) -> str:
         s = self._s
         if self.caps.control is not ControlKind.RESTART or target_a == s.setpoint_a:
-            s.setpoint_a = target_a
+            s.setpoint_a, s.restart_wanted = target_a, None
             return reason
-        # Restart-only: a new current costs a stop and a start; spend it only when worth it.
-        gain_a = abs(target_a - s.setpoint_a)
-        guard = self.guard
+        # Restart-only: a new current costs a stop and a start; spend it only when worth it:
+        # a step of at least restart_min_gain_a, wanted for as long as a minimum session, and
+        # (stepping up) leaving starts in the day's budget to resume after a real stop.
+        gain_a = target_a - s.setpoint_a
+        guard, lim = self.guard, self.guard.limits
         hold = f"charging: holding {s.setpoint_a:g} A (restart-only)"
-        if gain_a < self.site.restart_min_gain_a:
+        if abs(gain_a) < self.site.restart_min_gain_a:
+            s.restart_wanted = None
             return hold
+        up = gain_a > 0
+        if s.restart_wanted is None or s.restart_wanted[1] != up:
+            s.restart_wanted = (t_s, up)
+        wanted_s = t_s - s.restart_wanted[0]
+        if wanted_s < lim.min_on_s:
+            return f"{hold}, {target_a:g} A wanted for {wanted_s:.0f} s"
         if guard.why_no_stop(t_s) is not None:
             return f"{hold}, {guard.why_no_stop(t_s)}"
-        lim = guard.limits
+        reserve = min(self.site.restart_reserve_starts, lim.max_starts_per_day - 2) if up else 0
         if (guard.starts_within(t_s, 3600) >= lim.max_starts_per_hour
-                or guard.starts_within(t_s, 86400) >= lim.max_starts_per_day):
+                or guard.starts_within(t_s, 86400) + reserve >= lim.max_starts_per_day):
             return f"{hold}, no start left in the budget to restart"
         guard.stop(t_s)
-        s.restart_to_a = target_a
+        s.restart_to_a, s.restart_wanted = target_a, None
         return f"restarting: {s.setpoint_a:g} A → {target_a:g} A"
 
     def _try_start(self, t_s: float, target_a: float, reason: str) -> str:
@@ -252,7 +263,7 @@ class Controller:
             return f"blocked: {why}"
         guard.start(t_s)
         s.setpoint_a = target_a
-        s.restart_to_a = None
+        s.restart_to_a = s.restart_wanted = None
         return reason
 
     def _decision(self, reason: str) -> Decision:

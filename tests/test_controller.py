@@ -113,6 +113,28 @@ def test_restart_only_changes_current_through_stop_gap_start() -> None:
     assert ctl.guard.starts_within(80, 3600) == 2
 
 
+def test_restart_only_steps_up_only_when_held_and_budget_left() -> None:
+    caps = Capabilities(ControlKind.RESTART, 6, 16, 1.0, 1, 230.0, restart_gap_s=0)
+    limits = RelayLimits(min_on_s=600, min_off_s=0, max_starts_per_hour=4, max_starts_per_day=4)
+    ctl = _controller(caps=caps, limits=limits)
+    assert ctl.step(Inputs(time_s=0, solar_w=1610, load_w=0)).current_a == 7
+    d = ctl.step(Inputs(time_s=700, solar_w=2300, load_w=0))  # 10 A wanted from now on
+    assert d.current_a == 7
+    assert d.reason == "charging: holding 7 A (restart-only), 10 A wanted for 0 s"
+    d = ctl.step(Inputs(time_s=1000, solar_w=1840, load_w=0))  # 8 A: not worth a cycle
+    assert d.current_a == 7 and d.reason == "charging: holding 7 A (restart-only)"
+    ctl.step(Inputs(time_s=1100, solar_w=2300, load_w=0))
+    d = ctl.step(Inputs(time_s=1700, solar_w=2300, load_w=0))  # held for a minimum session
+    assert not d.charging and d.reason == "restarting: 7 A → 10 A"
+    assert ctl.step(Inputs(time_s=1705, solar_w=2300, load_w=0)).current_a == 10
+    ctl.step(Inputs(time_s=2400, solar_w=3450, load_w=0))
+    d = ctl.step(Inputs(time_s=3100, solar_w=3450, load_w=0))  # 15 A, but 2 of 4 starts used
+    assert d.current_a == 10 and d.reason.endswith("no start left in the budget to restart")
+    ctl.step(Inputs(time_s=3200, solar_w=1380, load_w=0))
+    d = ctl.step(Inputs(time_s=3800, solar_w=1380, load_w=0))  # stepping down: no reserve
+    assert not d.charging and d.reason == "restarting: 10 A → 6 A"
+
+
 def test_power_setpoint_and_schedule_limit() -> None:
     caps = Capabilities(ControlKind.POWER, 6, 16, 0.1, 3, 230.0, min_power_w=4000)
     ctl = _controller(caps=caps)

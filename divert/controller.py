@@ -245,8 +245,7 @@ class Controller:
         if guard.why_no_stop(t_s) is not None:
             return f"{hold}, {guard.why_no_stop(t_s)}"
         reserve = min(self.site.restart_reserve_starts, lim.max_starts_per_day - 2) if up else 0
-        if (guard.starts_within(t_s, 3600) >= lim.max_starts_per_hour
-                or guard.starts_within(t_s, 86400) + reserve >= lim.max_starts_per_day):
+        if guard.why_no_budget(t_s, max(0, reserve)) is not None:
             return f"{hold}, no start left in the budget to restart"
         guard.stop(t_s)
         s.restart_to_a, s.restart_wanted = target_a, None

@@ -67,12 +67,19 @@ class RelayGuard:
             left_s = self.changed_s + lim.min_off_s - now_s
             if left_s > 0:
                 return f"minimum off-time, {_duration(left_s)} left"
+        return self.why_no_budget(now_s)
+
+    def why_no_budget(self, now_s: float, keep_today: int = 0) -> str | None:
+        """None if both start budgets have room for one more start (and `keep_today` more
+        in the 24 h budget), else why not."""
+        lim = self.limits
         n_hour = self.starts_within(now_s, HOUR_S)
         if n_hour >= lim.max_starts_per_hour:
             return f"{n_hour} starts in the last hour, limit {lim.max_starts_per_hour}"
         n_day = self.starts_within(now_s, DAY_S)
-        if n_day >= lim.max_starts_per_day:
-            return f"{n_day} starts in the last 24 h, limit {lim.max_starts_per_day}"
+        if n_day + keep_today >= lim.max_starts_per_day:
+            kept = f", {keep_today} kept for later" if keep_today else ""
+            return f"{n_day} starts in the last 24 h, limit {lim.max_starts_per_day}{kept}"
         return None
 
     def why_no_stop(self, now_s: float) -> str | None:
@@ -95,16 +102,7 @@ class RelayGuard:
                 return f"minimum phase-switch interval, {_duration(left_s)} left"
         if not self.on:
             return None
-        why = self.why_no_stop(now_s)
-        if why is not None:
-            return why
-        n_hour = self.starts_within(now_s, HOUR_S)
-        if n_hour >= lim.max_starts_per_hour:
-            return f"{n_hour} starts in the last hour, limit {lim.max_starts_per_hour}"
-        n_day = self.starts_within(now_s, DAY_S)
-        if n_day >= lim.max_starts_per_day:
-            return f"{n_day} starts in the last 24 h, limit {lim.max_starts_per_day}"
-        return None
+        return self.why_no_stop(now_s) or self.why_no_budget(now_s)
 
     def start(self, now_s: float) -> None:
         reason = self.why_no_start(now_s)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import Broker
@@ -32,6 +33,17 @@ def publisher(broker: Broker) -> Iterator[Publisher]:
     pub.close()
 
 
+def _daemon(charger: dict[str, Any], broker: Broker, tmp_path: Path) -> tuple[Daemon, str]:
+    """A daemon (not started) for one charger, on a grid topic and client id of its own."""
+    n = next(_ids)
+    grid = f"home{n}/grid"
+    daemon = Daemon(settings(
+        tmp_path, broker, chargers=[charger], reassert_s=1.0,
+        mqtt={"host": broker.host, "port": broker.port, "client_id": f"divert-e2e{n}"},
+        feeds={"grid": {"topic": grid, "max_age_s": 60, "includes_ev": False}}))
+    return daemon, grid
+
+
 def _controls(c: EmulatedEvse) -> list[str]:
     """The control commands the controller received, e.g. ["FS", "SC 13 V", "FE"]."""
     return [" ".join((f.command, *f.params)) for f in c.commands
@@ -44,12 +56,7 @@ def test_daemon_controls_the_emulator(transport: str, make_rig: RigFactory, brok
     c = EmulatedEvse(eeprom_current_a=16)
     c.plug_in(requesting=True)
     rig = make_rig(transport, c, max_current_a=16)
-    n = next(_ids)
-    grid = f"home{n}/grid"
-    daemon = Daemon(settings(
-        tmp_path, broker, chargers=[rig.config_entry], reassert_s=1.0,
-        mqtt={"host": broker.host, "port": broker.port, "client_id": f"divert-e2e{n}"},
-        feeds={"grid": {"topic": grid, "max_age_s": 60, "includes_ev": False}}))
+    daemon, grid = _daemon(rig.config_entry, broker, tmp_path)
     name = rig.config.name
     daemon.start()
     try:
@@ -88,12 +95,7 @@ def test_daemon_keeps_running_while_the_charger_is_silent(make_rig: RigFactory,
     c = EmulatedEvse()
     c.plug_in()
     rig = make_rig("serial", c, max_current_a=16, timeout_s=0.2, retries=1)
-    n = next(_ids)
-    grid = f"home{n}/grid"
-    daemon = Daemon(settings(
-        tmp_path, broker, chargers=[rig.config_entry], reassert_s=1.0,
-        mqtt={"host": broker.host, "port": broker.port, "client_id": f"divert-e2e{n}"},
-        feeds={"grid": {"topic": grid, "max_age_s": 60, "includes_ev": False}}))
+    daemon, grid = _daemon(rig.config_entry, broker, tmp_path)
     daemon.start()
     try:
         wait_for(lambda: c.state == EvseState.SLEEPING, what="the first pause")

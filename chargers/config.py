@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -37,13 +36,3 @@ class ChargerConfig(BaseModel):
         uses it as it is. This default is a current setpoint in whole amperes."""
         return Capabilities(ControlKind.CURRENT, self.min_current_a, self.max_current_a, 1.0,
                             self.phases, self.voltage_v)
-
-
-def read_secret(path: Path) -> str:
-    """A password kept in a file (e.g. a systemd credential), without its final newline.
-
-    ValueError naming the file if it cannot be read."""
-    try:
-        return path.read_text(encoding="utf-8").rstrip("\r\n")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read password_file {path}: {exc}") from None

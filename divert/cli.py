@@ -45,7 +45,6 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from divert.core.controller import Controller
     from divert.core.modes import Mode
     from divert.policies.presets import PresetError, load_preset
     from divert.sim import plot, simulate, trace
@@ -68,8 +67,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         mode = settings.policy.mode
         if settings.chargers:
             caps = settings.chargers[0].capabilities()
-    limits = preset.limits(settings.relay.model_dump() if settings else None)
-    steps = simulate.run(tr, lambda: Controller(caps, preset.make_policy(), limits, mode),
+    relay = settings.relay.model_dump() if settings else None
+    steps = simulate.run(tr, lambda: preset.controller(caps, mode, relay),
                          args.plant)
     data = simulate.summary(tr, steps, caps)
     data.update(policy=preset.name, plant=args.plant)

@@ -1,5 +1,6 @@
-"""Network settings shared by the daemon and the drivers: listen addresses, and the MQTT
-client set-up (credentials, TLS) that the daemon and OpenEVSE's MQTT transport both use.
+"""Network settings shared by the daemon and the drivers: listen addresses, password files,
+and the MQTT client set-up (credentials, TLS) that the daemon and OpenEVSE's MQTT transport
+both use.
 
 A leaf: it imports no other layer of divert, so drivers may use it.
 """
@@ -14,8 +15,6 @@ from typing import Literal, Self
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-
-from chargers.config import read_secret
 
 log = logging.getLogger(__name__)
 
@@ -94,3 +93,13 @@ def configure(client: mqtt.Client, cfg: MqttConfig) -> ssl.SSLContext | None:
         ctx.verify_mode = ssl.CERT_NONE
     client.tls_set_context(ctx)
     return ctx
+
+
+def read_secret(path: Path) -> str:
+    """A password kept in a file (e.g. a systemd credential), without its final newline.
+
+    ValueError naming the file if it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read password_file {path}: {exc}") from None

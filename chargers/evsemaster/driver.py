@@ -16,12 +16,12 @@ from datetime import datetime
 from functools import partial
 
 from chargers.base import ChargerError, ChargerReading
-from chargers.config import read_secret
 from chargers.evsemaster import protocol as p
 from chargers.evsemaster.config import EVSEMasterConfig, check_password, parse_host
 from chargers.evsemaster.protocol import Cmd, CurrentState, GunState, OutputState
 from chargers.evsemaster.session import GUESSED_CHARGER_PORT, Session, Timing
 from divert.core.capabilities import Capabilities
+from divert.netconf import read_secret
 
 log = logging.getLogger(__name__)
 

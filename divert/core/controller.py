@@ -12,9 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from divert.core.capabilities import Capabilities, ControlKind
-from divert.core.guard import RelayGuard, RelayLimits
+from divert.core.guard import DAY_S, RelayGuard, RelayLimits
 from divert.core.modes import Mode
+from divert.core.phases import PhaseChooser, PhaseParams
 from divert.core.policy import Desire, Observation, Policy
+from divert.core.reasons import Reason
+from divert.core.restart import RestartParams, Restarts
 from divert.core.surplus import surplus_w
 
 
@@ -35,13 +38,14 @@ class Inputs:
 
 @dataclass(frozen=True)
 class Decision:
-    """What the charger should do now, and why in one line."""
+    """What the charger should do now, and why: a code, and one line for people."""
 
     charging: bool
     current_a: float  # per phase; 0 when not charging
     power_w: float  # current × voltage × phases: the setpoint for power-setpoint chargers
     phases: int
     reason: str
+    code: Reason
 
 
 @dataclass(frozen=True)
@@ -51,8 +55,6 @@ class SiteParams:
     grid_includes_ev: bool = True  # the grid meter sees the EV's draw
     battery_first_below_soc_pct: float | None = None  # home battery charges first below this
     stale_pause_s: float = 300.0  # surplus unknown this long while charging: pause
-    restart_min_gain_a: float = 3.0  # restart-only: change current only for at least this
-    restart_reserve_starts: int = 2  # restart-only: starts a step up leaves for later sessions
 
 
 @dataclass
@@ -60,12 +62,9 @@ class _State:
     last_time_s: float | None = None
     setpoint_a: float = 0.0
     unknown_since_s: float | None = None
-    restart_to_a: float | None = None  # restart-only: the current to start at after the gap
-    restart_wanted: tuple[float, bool] | None = None  # since when a step (up?) has been wanted
     limit_a: float | None = None  # temporary maximum (schedules)
     available_w: float | None = None  # this step's surplus for the EV, W
     voltage_v: float = 0.0  # this step's voltage per phase, V
-    phase_w: float | None = None  # the surplus averaged for phase switching, W
 
 
 class Controller:
@@ -73,7 +72,8 @@ class Controller:
 
     def __init__(self, caps: Capabilities, policy: Policy, limits: RelayLimits,
                  mode: Mode = Mode.SOLAR, site: SiteParams | None = None,
-                 guard: RelayGuard | None = None) -> None:
+                 guard: RelayGuard | None = None, restart: RestartParams | None = None,
+                 phase: PhaseParams | None = None) -> None:
         self.caps = caps
         self.policy = policy
         self.mode = mode
@@ -81,6 +81,8 @@ class Controller:
         self.guard = guard or RelayGuard(limits)
         self.phases = caps.phases
         self._s = _State(setpoint_a=caps.min_current_a)
+        self._restarts = Restarts(restart or RestartParams())
+        self._phase = PhaseChooser(phase or PhaseParams())
 
     @property
     def charging(self) -> bool:
@@ -115,24 +117,28 @@ class Controller:
             since_s = None if self.guard.changed_s is None else t_s - self.guard.changed_s
             obs = Observation(t_s, dt_s, available_w, inp.grid_w is not None,
                               inp.voltage_v or caps.voltage_v, self.phases, self.charging,
-                              self._s.setpoint_a, since_s, self.mode, caps)
+                              self._s.setpoint_a, since_s, self.guard.sessions_within(t_s, DAY_S),
+                              self.mode, caps)
             wish = self.policy.decide(obs)  # every step, so the policy's filters stay warm
         if self.mode is Mode.OFF:
-            return Desire(False, caps.min_current_a, "off: mode is off")
+            return Desire(False, caps.min_current_a, "off: mode is off", Reason.OFF)
         if self.mode is Mode.FAST:
-            return Desire(True, caps.max_current_a, "fast: maximum current, grid allowed")
+            return Desire(True, caps.max_current_a, "fast: maximum current, grid allowed",
+                          Reason.FAST)
         if wish is None:
             stale_s = t_s - (self._s.unknown_since_s or t_s)
             if not self.charging and self.mode is not Mode.MIN_SOLAR:
-                return Desire(False, caps.min_current_a, "waiting: no fresh surplus data")
+                return Desire(False, caps.min_current_a, "waiting: no fresh surplus data",
+                              Reason.NO_DATA)
             if stale_s >= site.stale_pause_s:
                 return Desire(False, caps.min_current_a,
-                              f"fail-safe: no fresh surplus data for {stale_s:.0f} s, pausing")
+                              f"fail-safe: no fresh surplus data for {stale_s:.0f} s, pausing",
+                              Reason.FAIL_SAFE_PAUSE)
             return Desire(True, caps.min_current_a,
-                          "fail-safe: no fresh surplus data, minimum current")
+                          "fail-safe: no fresh surplus data, minimum current", Reason.FAIL_SAFE)
         if self.mode is Mode.MIN_SOLAR:
             return Desire(True, max(caps.min_current_a, wish.current_a),
-                          f"min-solar: {wish.reason}")
+                          f"min-solar: {wish.reason}", wish.code)
         return wish
 
     def step(self, inp: Inputs) -> Decision:
@@ -144,63 +150,37 @@ class Controller:
         wish = self._desire(t_s, dt_s, inp)
         switched = self._switch_phases(t_s, dt_s, wish)
         if switched is not None:
-            return self._decision(switched)
+            return self._decision(switched, Reason.PHASE_SWITCH)
         target_a = self._settable(wish.current_a)
-        reason = wish.reason
+        reason, code = wish.reason, wish.code
         guard = self.guard
         if guard.on and wish.charge:
-            reason = self._track(t_s, target_a, reason)
+            reason, code = self._track(t_s, target_a, reason, code)
         elif guard.on:
-            why = guard.why_no_stop(t_s)
-            if why is None:
+            hold = guard.why_no_stop(t_s)
+            if hold is None:
                 guard.stop(t_s)
-                self._s.restart_to_a = None
+                self._restarts.clear()
             else:
-                self._s.setpoint_a = self._hold_current(target_a)
-                reason = f"holding: {why}"
+                if self.caps.control is not ControlKind.RESTART:
+                    self._s.setpoint_a = target_a
+                reason, code = f"holding: {hold}", hold.code
         elif wish.charge:
-            reason = self._try_start(t_s, target_a, reason)
+            reason, code = self._try_start(t_s, target_a, reason, code)
         else:
-            self._s.restart_to_a = None
-        return self._decision(reason)
-
-    def _better_phases(self, surplus_w: float | None) -> int | None:
-        """The phase count `surplus_w` calls for, None when it is unknown.
-
-        Down to one phase when the surplus cannot carry the three-phase minimum; up to three
-        when it exceeds the one-phase maximum and carries the three-phase minimum. `fast`
-        mode wants all three."""
-        caps = self.caps
-        if self.mode is Mode.FAST:
-            return 3
-        if self.mode is Mode.OFF or surplus_w is None:
-            return None
-        three_min_w = caps.min_power_at(3)
-        if self.phases == 3:
-            return 1 if surplus_w < three_min_w else 3
-        up_w = max(caps.power_w(caps.max_current_a, 1), three_min_w)
-        return 3 if surplus_w >= up_w else 1
+            self._restarts.clear()
+        return self._decision(reason, code)
 
     def _switch_phases(self, t_s: float, dt_s: float, wish: Desire) -> str | None:
-        """Switch between one and three phases when the charger can; the reason if it did.
-
-        The surplus averaged over the relay limits' `phase_tau_s` decides, so that a passing
-        cloud or spike does not cost a relay cycle; the surplus now decides when the policy
-        would otherwise stop on three phases and one phase can carry it. The guard has the
-        last word (`RelayGuard.why_no_switch`); a refused switch leaves the step to the
-        usual start/stop logic."""
+        """Switch between one and three phases when the charger can and the guard allows;
+        the reason if it did. A refused switch leaves the step to the usual start/stop."""
         caps, s, guard = self.caps, self._s, self.guard
         if not (caps.phase_switching and caps.phases == 3):
             return None
-        if s.available_w is not None:
-            tau_s = guard.limits.phase_tau_s
-            k = 1.0 if s.phase_w is None or tau_s <= 0 else 1.0 - math.exp(-dt_s / tau_s)
-            s.phase_w = (s.phase_w or 0.0) + k * (s.available_w - (s.phase_w or 0.0))
-        want = self._better_phases(s.phase_w)
-        one_carries = s.available_w is not None and s.available_w >= caps.min_power_at(1)
-        if guard.on and not wish.charge:  # the policy would stop: one phase rather than stop
-            want = 1 if self.phases == 3 and one_carries else None
-        if want is None or want == self.phases or guard.why_no_switch(t_s) is not None:
+        self._phase.observe(s.available_w, dt_s)
+        want = self._phase.want(caps, self.mode, self.phases, s.available_w, guard.on,
+                                wish.charge)
+        if want is None or guard.why_no_switch(t_s) is not None:
             return None
         guard.switch(t_s)
         self.phases = want
@@ -213,63 +193,37 @@ class Controller:
         if not guard.on:
             return f"waiting: set to {to}, {why}"
         s.setpoint_a = self._settable(available_w / (s.voltage_v * want))
-        s.restart_to_a = None
+        self._restarts.to_a = None
         return f"switching to {to}: {why}"
 
-    def _hold_current(self, target_a: float) -> float:
-        """While the guard holds the relay on against the policy's wish."""
-        if self.caps.control is ControlKind.RESTART:
-            return self._s.setpoint_a
-        return target_a
-
-    def _track(self, t_s: float, target_a: float, reason: str) -> str:
+    def _track(self, t_s: float, target_a: float, reason: str,
+               code: Reason) -> tuple[str, Reason]:
         s = self._s
         if self.caps.control is not ControlKind.RESTART or target_a == s.setpoint_a:
-            s.setpoint_a, s.restart_wanted = target_a, None
-            return reason
-        # Restart-only: a new current costs a stop and a start; spend it only when worth it:
-        # a step of at least restart_min_gain_a, wanted for as long as a minimum session, and
-        # (stepping up) leaving starts in the day's budget to resume after a real stop.
-        gain_a = target_a - s.setpoint_a
-        guard, lim = self.guard, self.guard.limits
-        hold = f"charging: holding {s.setpoint_a:g} A (restart-only)"
-        if abs(gain_a) < self.site.restart_min_gain_a:
-            s.restart_wanted = None
-            return hold
-        up = gain_a > 0
-        if s.restart_wanted is None or s.restart_wanted[1] != up:
-            s.restart_wanted = (t_s, up)
-        wanted_s = t_s - s.restart_wanted[0]
-        if wanted_s < lim.min_on_s:
-            return f"{hold}, {target_a:g} A wanted for {wanted_s:.0f} s"
-        if guard.why_no_stop(t_s) is not None:
-            return f"{hold}, {guard.why_no_stop(t_s)}"
-        reserve = min(self.site.restart_reserve_starts, lim.max_starts_per_day - 2) if up else 0
-        if guard.why_no_budget(t_s, max(0, reserve)) is not None:
-            return f"{hold}, no start left in the budget to restart"
-        guard.stop(t_s)
-        s.restart_to_a, s.restart_wanted = target_a, None
-        return f"restarting: {s.setpoint_a:g} A → {target_a:g} A"
+            s.setpoint_a = target_a
+            self._restarts.clear()
+            return reason, code
+        return self._restarts.track(t_s, self.guard, s.setpoint_a, target_a)
 
-    def _try_start(self, t_s: float, target_a: float, reason: str) -> str:
-        s, guard = self._s, self.guard
-        if s.restart_to_a is not None and guard.changed_s is not None:
-            left_s = guard.changed_s + self.caps.restart_gap_s - t_s
-            if left_s > 0:
-                return f"restarting: {left_s:.0f} s gap before {target_a:g} A"
-        why = guard.why_no_start(t_s)
-        if why is not None:
-            return f"blocked: {why}"
+    def _try_start(self, t_s: float, target_a: float, reason: str,
+                   code: Reason) -> tuple[str, Reason]:
+        guard = self.guard
+        gap_s = self._restarts.gap_left_s(t_s, guard, self.caps.restart_gap_s)
+        if gap_s > 0:
+            return f"restarting: {gap_s:.0f} s gap before {target_a:g} A", Reason.RESTARTING
+        hold = guard.why_no_start(t_s)
+        if hold is not None:
+            return f"blocked: {hold}", hold.code
         guard.start(t_s)
-        s.setpoint_a = target_a
-        s.restart_to_a = s.restart_wanted = None
-        return reason
+        self._s.setpoint_a = target_a
+        self._restarts.clear()
+        return reason, code
 
-    def _decision(self, reason: str) -> Decision:
+    def _decision(self, reason: str, code: Reason) -> Decision:
         on = self.guard.on
         current_a = self._s.setpoint_a if on else 0.0
         return Decision(on, current_a, self.caps.power_w(current_a, self.phases), self.phases,
-                        reason)
+                        reason, code)
 
     def to_state(self) -> dict[str, Any]:
         """What must survive a restart: the relay history and the setpoint."""

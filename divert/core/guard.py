@@ -17,80 +17,104 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from divert.core.reasons import Reason
+
 HOUR_S = 3600.0
 DAY_S = 86400.0
 
 
 @dataclass(frozen=True)
 class RelayLimits:
-    """Minimum on/off durations in s, start budgets per rolling hour and 24 h; for 1/3-phase
-    switching the shortest interval between two changes of the phase count in s, and the
-    time constant in s of the surplus average that decides a switch (the controller's)."""
+    """Minimum on/off durations in s, start budgets per rolling hour and 24 h, and the
+    shortest interval in s between two changes of the phase count."""
 
     min_on_s: float = 300.0
     min_off_s: float = 300.0
     max_starts_per_hour: int = 2
     max_starts_per_day: int = 6
     min_phase_switch_s: float = 600.0
-    phase_tau_s: float = 600.0
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why the guard refuses a transition: a code and a short human text."""
+
+    code: Reason
+    text: str
+
+    def __str__(self) -> str:
+        return self.text
 
 
 class RelayGuard:
     """Tracks relay transitions and answers whether the next one is allowed.
 
-    `starts_s` holds the start times (phase switches under load included) of the last 24 h;
-    `changed_s` the time of the last transition (start, stop or switch), None before the
-    first; `switched_s` the time of the last change of the phase count, None before the first.
+    `starts_s` holds the start times (phase switches under load included) of the last 24 h,
+    `switch_starts_s` those of them that were phase switches; `changed_s` the time of the
+    last transition (start, stop or switch), None before the first; `switched_s` the time of
+    the last change of the phase count, None before the first.
     """
 
     def __init__(self, limits: RelayLimits, starts_s: tuple[float, ...] = (),
                  on: bool = False, changed_s: float | None = None,
-                 switched_s: float | None = None) -> None:
+                 switched_s: float | None = None,
+                 switch_starts_s: tuple[float, ...] = ()) -> None:
         self.limits = limits
         self.on = on
         self.changed_s = changed_s
         self.switched_s = switched_s
         self._starts_s: deque[float] = deque(sorted(starts_s))
+        self._switch_starts_s: deque[float] = deque(sorted(switch_starts_s))
 
     def _prune(self, now_s: float) -> None:
-        while self._starts_s and self._starts_s[0] <= now_s - DAY_S:
-            self._starts_s.popleft()
+        for times in (self._starts_s, self._switch_starts_s):
+            while times and times[0] <= now_s - DAY_S:
+                times.popleft()
 
     def starts_within(self, now_s: float, window_s: float) -> int:
+        """Relay closes in the last `window_s` (at most 24 h), phase switches included."""
         self._prune(now_s)
         return sum(1 for t in self._starts_s if t > now_s - window_s)
 
-    def why_no_start(self, now_s: float) -> str | None:
-        """None if a start is allowed now, else why not (a short human reason)."""
+    def sessions_within(self, now_s: float, window_s: float) -> int:
+        """Starts from off in the last `window_s` (at most 24 h): charging sessions begun."""
+        self._prune(now_s)
+        switches = sum(1 for t in self._switch_starts_s if t > now_s - window_s)
+        return self.starts_within(now_s, window_s) - switches
+
+    def why_no_start(self, now_s: float) -> Hold | None:
+        """None if a start is allowed now, else why not."""
         lim = self.limits
         if self.changed_s is not None and not self.on:
             left_s = self.changed_s + lim.min_off_s - now_s
             if left_s > 0:
-                return f"minimum off-time, {_duration(left_s)} left"
+                return Hold(Reason.BLOCKED_MIN_OFF, f"minimum off-time, {_duration(left_s)} left")
         return self.why_no_budget(now_s)
 
-    def why_no_budget(self, now_s: float, keep_today: int = 0) -> str | None:
+    def why_no_budget(self, now_s: float, keep_today: int = 0) -> Hold | None:
         """None if both start budgets have room for one more start (and `keep_today` more
         in the 24 h budget), else why not."""
         lim = self.limits
         n_hour = self.starts_within(now_s, HOUR_S)
         if n_hour >= lim.max_starts_per_hour:
-            return f"{n_hour} starts in the last hour, limit {lim.max_starts_per_hour}"
+            return Hold(Reason.BLOCKED_HOUR,
+                        f"{n_hour} starts in the last hour, limit {lim.max_starts_per_hour}")
         n_day = self.starts_within(now_s, DAY_S)
         if n_day + keep_today >= lim.max_starts_per_day:
             kept = f", {keep_today} kept for later" if keep_today else ""
-            return f"{n_day} starts in the last 24 h, limit {lim.max_starts_per_day}{kept}"
+            return Hold(Reason.BLOCKED_DAY,
+                        f"{n_day} starts in the last 24 h, limit {lim.max_starts_per_day}{kept}")
         return None
 
-    def why_no_stop(self, now_s: float) -> str | None:
+    def why_no_stop(self, now_s: float) -> Hold | None:
         """None if a stop is allowed now, else why not."""
         if self.on and self.changed_s is not None:
             left_s = self.changed_s + self.limits.min_on_s - now_s
             if left_s > 0:
-                return f"minimum on-time, {_duration(left_s)} left"
+                return Hold(Reason.HOLDING, f"minimum on-time, {_duration(left_s)} left")
         return None
 
-    def why_no_switch(self, now_s: float) -> str | None:
+    def why_no_switch(self, now_s: float) -> Hold | None:
         """None if the phase count may change now, else why not.
 
         Off: only the switch interval applies. Charging: the switch is a relay cycle, so it
@@ -99,7 +123,8 @@ class RelayGuard:
         if self.switched_s is not None:
             left_s = self.switched_s + lim.min_phase_switch_s - now_s
             if left_s > 0:
-                return f"minimum phase-switch interval, {_duration(left_s)} left"
+                return Hold(Reason.PHASE_SWITCH,
+                            f"minimum phase-switch interval, {_duration(left_s)} left")
         if not self.on:
             return None
         return self.why_no_stop(now_s) or self.why_no_budget(now_s)
@@ -128,18 +153,20 @@ class RelayGuard:
         if self.on:
             self.changed_s = now_s
             self._starts_s.append(now_s)
+            self._switch_starts_s.append(now_s)
 
     def to_state(self) -> dict[str, Any]:
         """JSON-ready state, so that a restart does not reset the budget."""
         return {"on": self.on, "changed_s": self.changed_s, "starts_s": list(self._starts_s),
-                "switched_s": self.switched_s}
+                "switched_s": self.switched_s, "switch_starts_s": list(self._switch_starts_s)}
 
     @classmethod
     def from_state(cls, limits: RelayLimits, state: dict[str, Any]) -> RelayGuard:
         return cls(limits, tuple(float(t) for t in state.get("starts_s", [])),
                    bool(state.get("on", False)),
                    None if state.get("changed_s") is None else float(state["changed_s"]),
-                   None if state.get("switched_s") is None else float(state["switched_s"]))
+                   None if state.get("switched_s") is None else float(state["switched_s"]),
+                   tuple(float(t) for t in state.get("switch_starts_s", [])))
 
 
 def _duration(seconds: float) -> str:

@@ -11,6 +11,7 @@ from typing import Protocol
 
 from divert.core.capabilities import Capabilities
 from divert.core.modes import Mode
+from divert.core.reasons import Reason
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Observation:
     charging: bool  # relay closed by us
     setpoint_a: float  # the current in force while charging
     since_change_s: float | None  # time since the last start or stop
+    sessions_24h: int  # charging sessions begun in the last 24 h (the relay guard's count)
     mode: Mode
     caps: Capabilities
 
@@ -36,7 +38,8 @@ class Desire:
 
     charge: bool
     current_a: float  # per phase; meaningful also when charge is False (used while holding)
-    reason: str
+    reason: str  # one line for people
+    code: Reason
 
 
 class Policy(Protocol):

@@ -23,16 +23,26 @@ log = logging.getLogger(__name__)
 ShutdownState = Literal["pause", "minimum", "leave"]
 
 
-def check_fit(charger: Charger, caps: Capabilities) -> None:
-    """Raise TypeError if the driver lacks a method its capabilities promise."""
-    if caps.control is ControlKind.POWER and not isinstance(charger, PowerLimiter):
-        raise TypeError(f"charger {charger.name}: declares power control but has no set_power")
-    if caps.control is not ControlKind.POWER and not isinstance(charger, CurrentLimiter):
+def bind(charger: Charger, caps: Capabilities) -> tuple[Callable[[float], None],
+                                                      Callable[[int], None] | None]:
+    """The driver's setpoint sender (A or W, by control kind) and phase switcher (None
+    without phase switching); TypeError if the driver lacks what its capabilities promise."""
+    if caps.control is ControlKind.POWER:
+        if not isinstance(charger, PowerLimiter):
+            raise TypeError(f"charger {charger.name}: declares power control but has no "
+                            "set_power")
+        send: Callable[[float], None] = charger.set_power
+    elif isinstance(charger, CurrentLimiter):
+        send = charger.set_current
+    else:
         raise TypeError(f"charger {charger.name}: declares {caps.control} control but has no "
                         "set_current")
-    if caps.phase_switching and not isinstance(charger, PhaseSwitcher):
+    if not caps.phase_switching:
+        return send, None
+    if not isinstance(charger, PhaseSwitcher):
         raise TypeError(f"charger {charger.name}: declares phase switching but has no "
                         "set_phases")
+    return send, charger.set_phases
 
 
 @dataclass(frozen=True)
@@ -48,7 +58,7 @@ class Actuator:
     def __init__(self, charger: Charger, caps: Capabilities, reassert_s: float,
                  on_error: Callable[[str], None] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        check_fit(charger, caps)
+        self._send_setpoint, self._set_phases = bind(charger, caps)
         self.charger = charger
         self.caps = caps
         self.reassert_s = reassert_s
@@ -74,9 +84,9 @@ class Actuator:
             return True
         command = "phases"
         try:
-            if self.caps.phase_switching and (full or old is None or want.phases != old.phases):
-                assert isinstance(self.charger, PhaseSwitcher)
-                self.charger.set_phases(want.phases)
+            if self._set_phases is not None and (full or old is None
+                                                 or want.phases != old.phases):
+                self._set_phases(want.phases)
             if want.charging:
                 assert want.setpoint is not None
                 if full or old is None or want.setpoint != old.setpoint:
@@ -98,14 +108,6 @@ class Actuator:
         self._sent, self._sent_s = want, now_s
         self._warn.reset()
         return True
-
-    def _send_setpoint(self, value: float) -> None:
-        if self.caps.control is ControlKind.POWER:
-            assert isinstance(self.charger, PowerLimiter)
-            self.charger.set_power(value)
-        else:
-            assert isinstance(self.charger, CurrentLimiter)
-            self.charger.set_current(value)
 
     def shutdown(self, state: ShutdownState) -> bool:
         """Leave the charger in `state`; True if it was paused by this call."""

@@ -23,23 +23,14 @@ from prometheus_client import (
 
 from divert import __version__
 from divert.core.modes import Mode
+from divert.core.reasons import Reason
 from divert.netconf import listen_address
 
 log = logging.getLogger(__name__)
 
-# The guard's reasons, reduced to a few label values (the full text has numbers in it).
-BLOCKED_REASONS = (("minimum off-time", "min_off_time"), ("in the last hour", "hourly_budget"),
-                   ("in the last 24 h", "daily_budget"))
-
-
-def blocked_reason(reason: str) -> str | None:
-    """The label for a decision blocked by the relay guard, None if it was not blocked."""
-    if not reason.startswith("blocked: "):
-        return None
-    for text, label in BLOCKED_REASONS:
-        if text in reason:
-            return label
-    return "other"
+def blocked_label(code: Reason) -> str | None:
+    """The `reason` label of a start the relay guard held back, None if it was not blocked."""
+    return code.value.removeprefix("blocked_") if code.blocked else None
 
 
 class Metrics:

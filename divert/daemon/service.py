@@ -31,7 +31,7 @@ from divert.core.surplus import surplus_w
 from divert.daemon import schedule
 from divert.daemon.actuator import Actuator
 from divert.daemon.feeds import Feeds
-from divert.daemon.metrics import Metrics, blocked_reason
+from divert.daemon.metrics import Metrics, blocked_label
 from divert.daemon.mqtt import MqttLink
 from divert.daemon.sdnotify import Notifier
 from divert.daemon.state import StateFile
@@ -77,7 +77,7 @@ class Daemon:
         self.settings = settings
         self.notifier = notifier or Notifier()
         self.preset = load_preset(settings.policy.preset)
-        self.limits = self.preset.limits(settings.relay.model_dump())
+        self.relay = settings.relay.model_dump()
         battery = settings.feeds.battery
         grid = settings.feeds.grid
         self.site = SiteParams(
@@ -111,7 +111,7 @@ class Daemon:
         self._saved_guards: dict[str, Any] = {}
 
     def _controller(self, caps: Capabilities) -> Controller:
-        return Controller(caps, self.preset.make_policy(), self.limits, self.mode, self.site)
+        return self.preset.controller(caps, self.mode, self.relay, self.site)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -397,7 +397,7 @@ class Daemon:
         elif was_on and not decision.charging:
             log.info("charger %s: pause (%s)", name, decision.reason)
         run = self._runs[name]
-        blocked = blocked_reason(decision.reason)
+        blocked = blocked_label(decision.code)
         if blocked is not None and blocked != run.blocked:
             m.blocked.labels(name, blocked).inc()
         run.blocked = blocked

@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass
 
 from divert.core.policy import Desire, Observation
+from divert.core.reasons import Reason
 
 MIN_TAU_S = 10.0
 
@@ -59,12 +60,16 @@ class OpenEVSEPolicy:
         smooth_txt = f"smoothed {self.smoothed_a:.1f} A"
         if self.smoothed_a >= trigger_a + 0.5:
             self.pilot_a = obs.caps.clamp(rate)
-            return Desire(True, self.pilot_a, f"charging: {smooth_txt}, pilot {self.pilot_a:g} A")
+            return Desire(True, self.pilot_a, f"charging: {smooth_txt}, pilot {self.pilot_a:g} A",
+                          Reason.CHARGING)
         pilot_a = self.pilot_a if self.pilot_a is not None else obs.caps.min_current_a
         since_s = obs.since_change_s if obs.since_change_s is not None else math.inf
         if self.smoothed_a <= trigger_a and obs.charging and since_s >= p.min_charge_s:
-            return Desire(False, pilot_a, f"stopping: {smooth_txt} <= trigger {trigger_a:.1f} A")
+            return Desire(False, pilot_a, f"stopping: {smooth_txt} <= trigger {trigger_a:.1f} A",
+                          Reason.STOPPING)
         if obs.charging:
-            return Desire(True, pilot_a, f"charging: {smooth_txt}, pilot held at {pilot_a:g} A")
+            return Desire(True, pilot_a, f"charging: {smooth_txt}, pilot held at {pilot_a:g} A",
+                          Reason.CHARGING)
         return Desire(False, pilot_a,
-                      f"waiting: {smooth_txt} < {trigger_a + 0.5:.1f} A needed to start")
+                      f"waiting: {smooth_txt} < {trigger_a + 0.5:.1f} A needed to start",
+                      Reason.WAITING)

@@ -12,7 +12,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from divert.core.capabilities import Capabilities
+from divert.core.controller import Controller, SiteParams
 from divert.core.guard import RelayLimits
+from divert.core.modes import Mode
+from divert.core.phases import PhaseParams
 from divert.core.policy import Policy
 from divert.policies.openevse import OpenEVSEParams, OpenEVSEPolicy
 from divert.policies.surplus import SurplusParams, SurplusPolicy
@@ -26,16 +30,36 @@ class Preset:
     kind: str  # "surplus" (divert's own) or "openevse" (the firmware's algorithm)
     params: dict[str, Any]
     relay: RelayLimits
+    phase: PhaseParams
 
     def limits(self, overrides: Mapping[str, Any] | None = None) -> RelayLimits:
         """The preset's relay limits with the config's `[relay]` keys (None: not set) on top."""
-        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        given = {k: v for k, v in (overrides or {}).items()
+                 if v is not None and k != PHASE_TAU_KEY}
         return replace(self.relay, **given)
+
+    def phase_params(self, overrides: Mapping[str, Any] | None = None) -> PhaseParams:
+        """Phase switching's parameters, with the config's `[relay] phase_tau_s` on top."""
+        tau_s = (overrides or {}).get(PHASE_TAU_KEY)
+        return self.phase if tau_s is None else PhaseParams(tau_s=tau_s)
+
+    def controller(self, caps: Capabilities, mode: Mode = Mode.SOLAR,
+                   relay: Mapping[str, Any] | None = None,
+                   site: SiteParams | None = None) -> Controller:
+        """A controller running this preset for `caps`, with the config's `[relay]` keys on
+        top of the preset's."""
+        return Controller(caps, self.make_policy(), self.limits(relay), mode, site,
+                          phase=self.phase_params(relay))
 
     def make_policy(self) -> Policy:
         if self.kind == "openevse":
             return OpenEVSEPolicy(OpenEVSEParams(**self.params))
         return SurplusPolicy(SurplusParams(**self.params))
+
+
+# Averaging time of phase switching: a controller parameter, written in `[relay]` beside
+# `min_phase_switch_s` (presets and configs keep the key where users have it).
+PHASE_TAU_KEY = "phase_tau_s"
 
 
 class PresetError(ValueError):
@@ -80,8 +104,9 @@ def parse_preset(name: str, data: dict[str, Any]) -> Preset:
     if kind not in ("surplus", "openevse"):
         raise PresetError(f"policy {name}: policy.kind must be 'surplus' or 'openevse'")
     try:
-        relay = RelayLimits(**data.get("relay", {}))
-        preset = Preset(name, kind, params, relay)
+        relay = dict(data.get("relay", {}))
+        phase = PhaseParams(relay.pop(PHASE_TAU_KEY)) if PHASE_TAU_KEY in relay else PhaseParams()
+        preset = Preset(name, kind, params, RelayLimits(**relay), phase)
         preset.make_policy()  # validates the parameters
     except (TypeError, ValueError) as exc:
         raise PresetError(f"policy {name}: {exc}") from None

@@ -29,13 +29,11 @@ Powers in W, currents in A per phase, times in s, energies in Wh.
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, fields
 
 from divert.core.capabilities import ControlKind
 from divert.core.policy import Desire, Observation
-
-DAY_S = 86400.0
+from divert.core.reasons import Reason
 
 
 @dataclass(frozen=True)
@@ -94,7 +92,6 @@ class SurplusPolicy:
         self._deficit_wh = 0.0  # the current dip's cost so far
         self._budget_wh = 0.0  # what the current dip may cost
         self._was_charging = False
-        self._starts_s: deque[float] = deque()  # our starts in the last 24 h
 
     def _advantage_w(self, surplus_w: float, draw_w: float) -> float:
         """Charging minus not charging, per step: captured surplus − weight × import, for
@@ -118,7 +115,8 @@ class SurplusPolicy:
         return caps.clamp(round(whole * caps.step_a, 6))
 
     def _observe(self, obs: Observation, surplus_w: float, min_w: float) -> None:
-        """Update the averages, the sunny fraction, the hold time and the start count."""
+        """Update the averages, the sunny fraction and the hold time; a start opens a new
+        account of dips."""
         p, dt_s = self.params, obs.dt_s
         positive_w = max(0.0, surplus_w)
         if self._level_w is None:
@@ -129,11 +127,8 @@ class SurplusPolicy:
         self._sunny = _ema(self._sunny, float(surplus_w >= min_w), dt_s, p.sunny_tau_s)
         self._held_s = self._held_s + dt_s if surplus_w >= p.start_frac * min_w else 0.0
         if obs.charging and not self._was_charging:
-            self._starts_s.append(obs.time_s)
             self._deficit_wh = 0.0
         self._was_charging = obs.charging
-        while self._starts_s and self._starts_s[0] <= obs.time_s - DAY_S:
-            self._starts_s.popleft()
 
     def _account(self, obs: Observation, surplus_w: float, min_w: float,
                  draw_w: float) -> None:
@@ -141,7 +136,7 @@ class SurplusPolicy:
         p = self.params
         if self._deficit_wh <= 0.0:  # not in a dip: set the budget for the next one
             sun_w = max(0.0, self._slow_w - p.sun_floor_frac * min_w)
-            bridge_s = p.bridge_s + p.bridge_per_start_s * len(self._starts_s)
+            bridge_s = p.bridge_s + p.bridge_per_start_s * obs.sessions_24h
             self._budget_wh = p.bridge_wh + sun_w * bridge_s / 3600
         shortfall_w = p.stop_drift_w - self._advantage_w(surplus_w, draw_w)
         self._deficit_wh = max(0.0, self._deficit_wh + shortfall_w * obs.dt_s / 3600)
@@ -159,22 +154,22 @@ class SurplusPolicy:
         level_w = self._level_w if self._level_w is not None else 0.0
         min_a = f"{obs.caps.min_current_a:g} A"
         if not obs.charging:
-            need_w = min_w + p.start_margin_w + p.margin_per_start_w * len(self._starts_s)
+            need_w = min_w + p.start_margin_w + p.margin_per_start_w * obs.sessions_24h
             ahead_w = level_w + p.trend_gain * max(0.0, level_w - self._slow_w)
             hold_s = p.start_hold_s * (1.0 - self._sunny)
             if ahead_w < need_w:
                 return Desire(False, current_a, f"waiting: surplus {ahead_w:.0f} W < "
-                              f"{need_w:.0f} W needed for {min_a}")
+                              f"{need_w:.0f} W needed for {min_a}", Reason.WAITING)
             if self._held_s < hold_s:
                 return Desire(False, current_a, f"waiting: surplus {ahead_w:.0f} W has held "
-                              f"{self._held_s:.0f} of {hold_s:.0f} s")
-            return Desire(True, current_a, f"starting: surplus {ahead_w:.0f} W")
+                              f"{self._held_s:.0f} of {hold_s:.0f} s", Reason.WAITING)
+            return Desire(True, current_a, f"starting: surplus {ahead_w:.0f} W", Reason.STARTING)
         if self._deficit_wh > self._budget_wh:
             return Desire(False, current_a, f"stopping: dip cost {self._deficit_wh:.0f} Wh > "
-                          f"{self._budget_wh:.0f} Wh the sun promised")
+                          f"{self._budget_wh:.0f} Wh the sun promised", Reason.STOPPING)
         if self._deficit_wh > 0:
             return Desire(True, current_a, f"bridging: dip cost {self._deficit_wh:.0f} of "
                           f"{self._budget_wh:.0f} Wh, {current_a:g} A from "
-                          f"{obs.surplus_w:.0f} W")
+                          f"{obs.surplus_w:.0f} W", Reason.BRIDGING)
         return Desire(True, current_a, f"charging: {current_a:g} A from {obs.surplus_w:.0f} W "
-                      "surplus")
+                      "surplus", Reason.CHARGING)

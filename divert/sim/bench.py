@@ -190,10 +190,8 @@ def run_controller(label: str, description: str, traces: Sequence[trace.Trace],
 def run_preset(preset: Preset, traces: Sequence[trace.Trace], plant: simulate.PlantName,
                caps: Capabilities = simulate.BENCH_CAPS, label: str | None = None,
                description: str | None = None, with_bound: bool = True) -> Result:
-    limits = preset.relay
-
     def make() -> Controller:
-        return Controller(caps, preset.make_policy(), limits)
+        return preset.controller(caps)
 
     what = "OpenEVSE's algorithm" if preset.kind == "openevse" else "divert's policy"
     return run_controller(label or preset.name, description or f"{what}, "

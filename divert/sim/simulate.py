@@ -26,6 +26,7 @@ import numpy.typing as npt
 
 from divert.core.capabilities import Capabilities, ControlKind
 from divert.core.controller import Controller, Decision, Inputs
+from divert.core.reasons import Reason
 from divert.sim.oracle import OraclePlant, bound_at_share
 from divert.sim.score import Score, score
 from divert.sim.trace import FloatArray, Trace
@@ -120,7 +121,7 @@ def run_realistic(trace: Trace, controller: Controller,
     delay = round(p.meter_delay_s)
     tick = max(1, round(p.tick_s))
     ramp_a = p.ev_ramp_a_per_s
-    decision = Decision(False, 0.0, 0.0, controller.phases, "")
+    decision = Decision(False, 0.0, 0.0, controller.phases, "", Reason.NO_DATA)
     target_a, target_from_s, drawing_a, started_s = 0.0, 0.0, 0.0, -math.inf
     for i in range(n):
         now_s = times[i]

@@ -9,6 +9,8 @@ from divert.core.controller import Controller, Inputs, SiteParams
 from divert.core.guard import RelayLimits
 from divert.core.modes import Mode
 from divert.core.policy import Desire, Observation
+from divert.core.reasons import Reason
+from divert.core.restart import RestartParams
 from divert.core.surplus import surplus_w
 from divert.policies.presets import PresetError, load_preset, parse_preset
 
@@ -24,9 +26,11 @@ class Follow:
         min_w = obs.caps.min_power_at(obs.phases)
         current_a = obs.surplus_w / (obs.voltage_v * obs.phases)
         if obs.surplus_w >= min_w + 200 or (obs.charging and obs.surplus_w >= min_w - 300):
-            return Desire(True, current_a, f"charging from {obs.surplus_w:.0f} W")
+            return Desire(True, current_a, f"charging from {obs.surplus_w:.0f} W",
+                          Reason.CHARGING)
         return Desire(False, current_a, f"waiting: surplus {obs.surplus_w:.0f} W < "
-                      f"{min_w + 200:.0f} W needed for {obs.caps.min_current_a:g} A")
+                      f"{min_w + 200:.0f} W needed for {obs.caps.min_current_a:g} A",
+                      Reason.WAITING)
 
 
 def _controller(caps: Capabilities = CAPS, limits: RelayLimits = FREE,
@@ -101,7 +105,7 @@ def test_stale_feed_fail_safe() -> None:
 
 def test_restart_only_changes_current_through_stop_gap_start() -> None:
     caps = Capabilities(ControlKind.RESTART, 6, 16, 1.0, 1, 230.0, restart_gap_s=60)
-    ctl = _controller(caps=caps, restart_min_gain_a=2)
+    ctl = Controller(caps, Follow(), FREE, restart=RestartParams(min_gain_a=2))
     assert ctl.step(Inputs(time_s=0, solar_w=1840, load_w=0)).current_a == 8
     d = ctl.step(Inputs(time_s=10, solar_w=2070, load_w=0))  # 9 A: gain too small to restart
     assert d.current_a == 8 and "holding 8 A" in d.reason

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 
 from divert.core.capabilities import Capabilities, ControlKind
 from divert.core.controller import Controller, Inputs
-from divert.core.guard import DAY_S, HOUR_S, RelayGuard, RelayLimits
+from divert.core.guard import DAY_S, HOUR_S, Hold, RelayGuard, RelayLimits
 from divert.core.modes import Mode
+from divert.core.reasons import Reason
 from divert.policies.presets import load_preset
 
 
@@ -19,10 +20,10 @@ def test_min_on_and_min_off_are_held() -> None:
                                max_starts_per_day=10))
     assert g.why_no_start(0) is None
     g.start(0)
-    assert g.why_no_stop(100) == "minimum on-time, 3 min left"
+    assert str(g.why_no_stop(100)) == "minimum on-time, 3 min left"
     assert g.why_no_stop(300) is None
     g.stop(300)
-    assert g.why_no_start(360) == "minimum off-time, 60 s left"
+    assert str(g.why_no_start(360)) == "minimum off-time, 60 s left"
 
 
 def test_starts_budget_rolls() -> None:
@@ -31,10 +32,10 @@ def test_starts_budget_rolls() -> None:
     for t in (0, 10):
         g.start(t)
         g.stop(t + 1)
-    assert g.why_no_start(20) == "2 starts in the last hour, limit 2"
+    assert str(g.why_no_start(20)) == "2 starts in the last hour, limit 2"
     g.start(HOUR_S + 1)
     g.stop(HOUR_S + 2)
-    assert g.why_no_start(2 * HOUR_S + 20) == "3 starts in the last 24 h, limit 3"
+    assert str(g.why_no_start(2 * HOUR_S + 20)) == "3 starts in the last 24 h, limit 3"
     assert g.why_no_start(DAY_S + 11) is None
 
 
@@ -45,7 +46,7 @@ def test_state_round_trip_keeps_the_budget() -> None:
     restored = RelayGuard.from_state(limits, g.to_state())
     assert restored.on and restored.why_no_stop(101) is None
     restored.stop(101)
-    assert restored.why_no_start(102) == "1 starts in the last hour, limit 1"
+    assert str(restored.why_no_start(102)) == "1 starts in the last hour, limit 1"
 
 
 feeds = st.lists(st.tuples(st.floats(1, 120), st.one_of(st.none(), st.floats(-3000, 9000)),
@@ -86,3 +87,20 @@ def test_no_feed_or_mode_sequence_breaks_the_guard(
         assert decision.charging == (decision.current_a > 0)
         events.append((t, decision.charging))
     _check_history(events, limits)
+
+
+def test_each_refusal_carries_its_code() -> None:
+    g = RelayGuard(RelayLimits(min_on_s=300, min_off_s=120, max_starts_per_hour=1,
+                               max_starts_per_day=2, min_phase_switch_s=600))
+    g.switch(0)
+    g.start(0)
+    assert g.why_no_stop(10) == Hold(Reason.HOLDING, "minimum on-time, 5 min left")
+    no_switch = g.why_no_switch(10)
+    assert no_switch is not None and no_switch.code is Reason.PHASE_SWITCH
+    g.stop(300)
+    codes = [h.code for h in (g.why_no_start(t) for t in (310, 500)) if h is not None]
+    assert codes == [Reason.BLOCKED_MIN_OFF, Reason.BLOCKED_HOUR]
+    g.start(HOUR_S + 1)
+    g.stop(HOUR_S + 400)
+    hold = g.why_no_start(3 * HOUR_S)
+    assert hold is not None and hold.code is Reason.BLOCKED_DAY and hold.code.blocked

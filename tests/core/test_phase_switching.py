@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -13,12 +12,14 @@ from divert.core.capabilities import Capabilities, ControlKind
 from divert.core.controller import Controller, Decision, Inputs
 from divert.core.guard import DAY_S, HOUR_S, RelayGuard, RelayLimits
 from divert.core.modes import Mode
+from divert.core.phases import PhaseParams
 from divert.core.policy import Desire, Observation
+from divert.core.reasons import Reason
 from divert.policies.presets import load_preset
 
 CAPS = Capabilities(ControlKind.CURRENT, 6, 16, 1.0, 3, 230.0, phase_switching=True)
 FREE = RelayLimits(min_on_s=0, min_off_s=0, max_starts_per_hour=60, max_starts_per_day=1000,
-                   min_phase_switch_s=600, phase_tau_s=0)
+                   min_phase_switch_s=600)
 T0 = 1_700_000_000.0
 
 
@@ -28,12 +29,12 @@ class Follow:
     def decide(self, obs: Observation) -> Desire:
         min_w = obs.caps.min_power_at(obs.phases)
         current_a = obs.surplus_w / (obs.voltage_v * obs.phases)
-        return Desire(obs.surplus_w >= min_w - 300, current_a, "follow")
+        return Desire(obs.surplus_w >= min_w - 300, current_a, "follow", Reason.CHARGING)
 
 
 def _ctl(limits: RelayLimits = FREE, caps: Capabilities = CAPS,
          phase_tau_s: float = 0.0) -> Controller:
-    return Controller(caps, Follow(), replace(limits, phase_tau_s=phase_tau_s))
+    return Controller(caps, Follow(), limits, phase=PhaseParams(tau_s=phase_tau_s))
 
 
 def _at(ctl: Controller, t_s: float, solar_w: float) -> Decision:
@@ -57,19 +58,19 @@ def test_down_to_one_phase_and_back_up_after_the_interval() -> None:
 
 def test_a_switch_is_a_start_in_the_budget() -> None:
     limits = RelayLimits(min_on_s=0, min_off_s=0, max_starts_per_hour=2,
-                         max_starts_per_day=10, min_phase_switch_s=0, phase_tau_s=0)
+                         max_starts_per_day=10, min_phase_switch_s=0)
     ctl = _ctl(limits)
     assert _at(ctl, 0, 6000).phases == 3  # start 1
     assert _at(ctl, 60, 2500).phases == 1  # switch = start 2
     d = _at(ctl, 120, 6000)
     assert d.phases == 1 and d.current_a == 16
-    assert ctl.guard.why_no_switch(T0 + 120) == "2 starts in the last hour, limit 2"
+    assert str(ctl.guard.why_no_switch(T0 + 120)) == "2 starts in the last hour, limit 2"
     assert _at(ctl, 60 + HOUR_S, 6000).phases == 3
 
 
 def test_minimum_on_time_runs_from_the_last_switch() -> None:
     limits = RelayLimits(min_on_s=300, min_off_s=0, max_starts_per_hour=60,
-                         max_starts_per_day=100, min_phase_switch_s=0, phase_tau_s=0)
+                         max_starts_per_day=100, min_phase_switch_s=0)
     ctl = _ctl(limits)
     _at(ctl, 0, 6000)
     assert _at(ctl, 100, 2500).phases == 3  # minimum on-time since the start
@@ -130,7 +131,7 @@ def test_phases_and_switch_time_survive_a_restart() -> None:
     again = _ctl()
     again.restore(saved)
     assert again.phases == 1
-    assert again.guard.why_no_switch(T0 + 120) == "minimum phase-switch interval, 9 min left"
+    assert str(again.guard.why_no_switch(T0 + 120)) == "minimum phase-switch interval, 9 min left"
     wired_one = _ctl(caps=Capabilities(ControlKind.CURRENT, 6, 16, 1.0, 1, 230.0))
     wired_one.restore({**saved, "phases": 3})
     assert wired_one.phases == 1
@@ -141,12 +142,12 @@ def test_guard_switch_rules() -> None:
                                max_starts_per_day=3, min_phase_switch_s=900))
     assert g.why_no_switch(0) is None  # off: a free choice
     g.switch(0)
-    assert g.why_no_switch(10) == "minimum phase-switch interval, 15 min left"
+    assert str(g.why_no_switch(10)) == "minimum phase-switch interval, 15 min left"
     g.start(1000)
-    assert g.why_no_switch(1100) == "minimum on-time, 3 min left"
+    assert str(g.why_no_switch(1100)) == "minimum on-time, 3 min left"
     g.switch(1300)
     assert (g.changed_s, g.switched_s, g.starts_within(1300, HOUR_S)) == (1300, 1300, 2)
-    assert g.why_no_stop(1400) == "minimum on-time, 3 min left"
+    assert str(g.why_no_stop(1400)) == "minimum on-time, 3 min left"
     with pytest.raises(RuntimeError, match="phase switch refused"):
         g.switch(2300)  # the hourly budget is spent
 
@@ -198,9 +199,10 @@ def test_no_feed_sequence_switches_outside_the_guard(
         steps: list[tuple[float, float | None, Mode | None]], preset_name: str, min_on_s: int,
         min_off_s: int, per_hour: int, per_day: int, switch_s: int, tau_s: float,
         max_a: int) -> None:
-    limits = RelayLimits(min_on_s, min_off_s, per_hour, per_day, switch_s, tau_s)
+    limits = RelayLimits(min_on_s, min_off_s, per_hour, per_day, switch_s)
     caps = Capabilities(ControlKind.CURRENT, 6, max_a, 1.0, 3, 230.0, phase_switching=True)
-    ctl = Controller(caps, load_preset(preset_name).make_policy(), limits)
+    ctl = Controller(caps, load_preset(preset_name).make_policy(), limits,
+                     phase=PhaseParams(tau_s))
     t = T0
     events: list[tuple[float, bool, int]] = []
     ev_w = 0.0

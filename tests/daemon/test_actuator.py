@@ -8,6 +8,7 @@ from chargers.base import ChargerError
 from chargers.simulated import SimulatedCharger, SimulatedConfig
 from divert.core.capabilities import Capabilities, ControlKind
 from divert.core.controller import Decision
+from divert.core.reasons import Reason
 from divert.daemon.actuator import Actuator
 
 
@@ -16,10 +17,10 @@ def _charger(**kw: object) -> SimulatedCharger:
 
 
 def _on(current_a: float, phases: int = 1) -> Decision:
-    return Decision(True, current_a, current_a * 230 * phases, phases, "test")
+    return Decision(True, current_a, current_a * 230 * phases, phases, "test", Reason.CHARGING)
 
 
-OFF = Decision(False, 0.0, 0.0, 1, "test")
+OFF = Decision(False, 0.0, 0.0, 1, "test", Reason.WAITING)
 
 
 class Clock:

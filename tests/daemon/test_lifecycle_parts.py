@@ -15,8 +15,9 @@ import pytest
 
 from divert.config import ScheduleEntry
 from divert.core.guard import RelayGuard, RelayLimits
+from divert.core.reasons import Reason
 from divert.daemon import schedule
-from divert.daemon.metrics import blocked_reason
+from divert.daemon.metrics import blocked_label
 from divert.daemon.sdnotify import Notifier
 from divert.daemon.state import StateFile
 
@@ -86,10 +87,14 @@ def test_guard_reasons_map_to_metric_labels() -> None:
     guard = RelayGuard(limits)
     guard.start(0.0)
     guard.stop(1.0)
-    assert blocked_reason(f"blocked: {guard.why_no_start(2.0)}") == "min_off_time"
-    assert blocked_reason(f"blocked: {guard.why_no_start(700.0)}") == "hourly_budget"
-    assert blocked_reason(f"blocked: {guard.why_no_start(4000.0)}") == "daily_budget"
-    assert blocked_reason("waiting: surplus 10 W < 1580 W needed for 6 A") is None
+    labels = []
+    for t_s in (2.0, 700.0, 4000.0):
+        hold = guard.why_no_start(t_s)
+        assert hold is not None
+        labels.append(blocked_label(hold.code))
+    assert labels == ["min_off_time", "hourly_budget", "daily_budget"]
+    assert blocked_label(Reason.WAITING) is None
+    assert blocked_label(Reason.HOLDING) is None
 
 
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -71,7 +71,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     steps = simulate.run(tr, lambda: preset.controller(caps, mode, relay),
                          args.plant)
     data = simulate.summary(tr, steps, caps)
-    data.update(policy=preset.name, plant=args.plant)
+    data.update(policy=preset.name, plant=args.plant, control=str(caps.control))
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     simulate.write_steps(steps, out / "steps.csv")

@@ -91,3 +91,30 @@ def test_openevse_kw_file_is_scaled_and_dated(openevse_data: Path) -> None:
     t = trace.load(openevse_data / "Energy_and_Power_Day_2020-03-22.csv")
     assert t.time_s[0] == 1577837700.0  # 2020-01-01 00:15 UTC
     assert t.solar_w.max() > 1000  # kW × 1000
+
+
+@pytest.mark.parametrize(("entry", "control"), [
+    ('type = "psp"\nurl = "http://127.0.0.1:9"\nmin_current_a = 6\nmax_current_a = 16',
+     "power"),
+    ('type = "evsemaster"\nserial = "9181102751219513"\npassword = "123456"\n'
+     'restart_gap_s = 60', "restart"),
+    ('type = "openevse"\ntransport = "serial"\ndevice = "/dev/null"', "current"),
+])
+def test_simulate_config_uses_the_drivers_control_kind(tmp_path: Path, entry: str,
+                                                       control: str) -> None:
+    """A PSP EVSE is simulated as a power setpoint (0.1 A fine), an EVSEMaster charger as
+    restart-only: every change of current while charging is a stop and a start."""
+    config = tmp_path / "divert.toml"
+    config.write_text(f'[[chargers]]\nname = "car"\n{entry}\n')
+    proc = _run("simulate", "--config", str(config), "--json", "--out", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["control"] == control
+    with (tmp_path / "steps.csv").open() as f:
+        rows = [(float(r["setpoint_a"]), r["charging"] == "1") for r in csv.DictReader(f)]
+    charging = [a for a, on in rows if on]
+    assert charging, "the sample day charges"
+    fine = any(a != round(a) for a in charging)
+    assert fine == (control == "power")
+    changes_while_on = sum(1 for (a0, on0), (a1, on1) in zip(rows, rows[1:], strict=False)
+                           if on0 and on1 and a0 != a1)
+    assert (changes_while_on == 0) == (control == "restart")

@@ -37,7 +37,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from chargers.simulated import SimulatedCharger
 from divert.config import validate
-from divert.daemon import Daemon
+from divert.daemon.service import Daemon
 
 VOLTS = 230.0
 PRESET = """\

@@ -1,4 +1,4 @@
-"""Generate divert/data/sample-day.csv, the bundled no-hardware demo trace.
+"""Generate divert/sim/data/sample-day.csv, the bundled no-hardware demo trace.
 
 The model (deterministic, seed 2024):
 * PV: a 6 kWp array on a clear spring day, sunrise 06:00, sunset 20:00 UTC; clear-sky
@@ -19,7 +19,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-OUT = Path(__file__).resolve().parents[1] / "divert" / "data" / "sample-day.csv"
+OUT = Path(__file__).resolve().parents[1] / "divert" / "sim" / "data" / "sample-day.csv"
 
 
 def main() -> None:

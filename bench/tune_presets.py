@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy as np
 
-from divert import bench, trace
-from divert.guard import RelayLimits
-from divert.policy import Preset, load_preset
-from divert.surplus_policy import SurplusParams
+from divert.core.guard import RelayLimits
+from divert.policies.presets import Preset, load_preset
+from divert.policies.surplus import SurplusParams
+from divert.sim import bench, trace
 
 # preset: (capture % at least, grid share % at most, starts per day mean at most)
 BARS = {"solar-only": (74.0, 0.6, 2.0), "balanced": (81.0, 1.5, 2.0),

@@ -2,7 +2,7 @@
 
 Every driver implements `Charger`. A driver then implements exactly one of the setpoint
 protocols its hardware supports (`CurrentLimiter`, `PowerLimiter`) and optionally
-`PhaseSwitcher`; `Capabilities.control` says which. The shell (`divert.actuator`) checks the
+`PhaseSwitcher`; `Capabilities.control` says which. The shell (`divert.daemon.actuator`) checks the
 fit once at start-up and only ever calls what the driver declared.
 
 Drivers are synchronous: the daemon calls them from its control thread. A driver that needs
@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from divert.capabilities import Capabilities
+from divert.core.capabilities import Capabilities
 
 
 class ChargerError(Exception):

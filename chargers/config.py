@@ -7,6 +7,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from divert.core.capabilities import Capabilities, ControlKind
+
 
 class ChargerConfig(BaseModel):
     """Common `[[chargers]]` keys. Currents in A per phase, voltage in V per phase."""
@@ -26,6 +28,15 @@ class ChargerConfig(BaseModel):
             raise ValueError(f"min_current_a ({self.min_current_a}) must be <= max_current_a "
                              f"({self.max_current_a})")
         return self
+
+    def capabilities(self) -> Capabilities:
+        """The envelope this config promises, with the driver's real control kind.
+
+        The one place capabilities are built from a config: the daemon uses it until the
+        charger has connected (its driver narrows it to the device's range), the simulator
+        uses it as it is. This default is a current setpoint in whole amperes."""
+        return Capabilities(ControlKind.CURRENT, self.min_current_a, self.max_current_a, 1.0,
+                            self.phases, self.voltage_v)
 
 
 def read_secret(path: Path) -> str:

@@ -14,7 +14,7 @@ from pydantic import Field
 
 from chargers.base import ChargerReading
 from chargers.config import ChargerConfig
-from divert.capabilities import Capabilities, ControlKind
+from divert.core.capabilities import Capabilities, ControlKind
 
 
 class SimulatedConfig(ChargerConfig):
@@ -25,6 +25,12 @@ class SimulatedConfig(ChargerConfig):
     step_a: float = Field(1.0, gt=0, le=1)
     phase_switching: bool = False
     vehicle_connected: bool = True
+
+    def capabilities(self) -> Capabilities:
+        return Capabilities(control=self.control, min_current_a=self.min_current_a,
+                            max_current_a=self.max_current_a, step_a=self.step_a,
+                            phases=self.phases, voltage_v=self.voltage_v,
+                            phase_switching=self.phase_switching)
 
 
 @dataclass(frozen=True)
@@ -49,9 +55,7 @@ class SimulatedCharger:
 
     def connect(self) -> Capabilities:
         c = self._config
-        return Capabilities(control=c.control, min_current_a=c.min_current_a,
-                            max_current_a=c.max_current_a, step_a=c.step_a, phases=c.phases,
-                            voltage_v=c.voltage_v, phase_switching=c.phase_switching)
+        return c.capabilities()
 
     def read(self) -> ChargerReading:
         with self._lock:

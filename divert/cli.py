@@ -14,9 +14,9 @@ from pathlib import Path
 from divert import __version__
 
 # Modules that add subcommands of their own, each through `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("divert.run", "chargers.goe_ocpp.cli",
+COMMAND_MODULES: tuple[str, ...] = ("divert.daemon.run", "chargers.goe_ocpp.cli",
                                     "chargers.openevse.cli", "chargers.evsemaster.cli",
-                                    "divert.bench")
+                                    "divert.sim.bench")
 
 
 def _settings_or_exit(path: Path):  # type: ignore[no-untyped-def]
@@ -30,7 +30,7 @@ def _settings_or_exit(path: Path):  # type: ignore[no-untyped-def]
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from divert.policy import PresetError, load_preset
+    from divert.policies.presets import PresetError, load_preset
 
     settings = _settings_or_exit(args.config)
     try:
@@ -45,11 +45,10 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from divert import plot, simulate, trace
-    from divert.capabilities import Capabilities, ControlKind
-    from divert.controller import Controller
-    from divert.modes import Mode
-    from divert.policy import PresetError, load_preset
+    from divert.core.controller import Controller
+    from divert.core.modes import Mode
+    from divert.policies.presets import PresetError, load_preset
+    from divert.sim import plot, simulate, trace
 
     settings = _settings_or_exit(args.config) if args.config else None
     preset_name = args.policy or (settings.policy.preset if settings else "balanced")
@@ -58,7 +57,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if args.trace:
             tr = trace.load(args.trace, args.format)
         else:
-            sample = resources.files("divert").joinpath("data/sample-day.csv")
+            sample = resources.files("divert.sim").joinpath("data/sample-day.csv")
             tr = trace.parse(sample.read_text(encoding="utf-8"), "sample-day", "native")
     except (PresetError, trace.TraceError) as exc:
         print(f"divert simulate: {exc}", file=sys.stderr)
@@ -68,10 +67,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if settings is not None:
         mode = settings.policy.mode
         if settings.chargers:
-            c = settings.chargers[0]
-            caps = Capabilities(ControlKind.CURRENT, c.min_current_a, c.max_current_a, 1.0,
-                                c.phases, c.voltage_v)
-    limits = preset.limits(settings.relay if settings else None)
+            caps = settings.chargers[0].capabilities()
+    limits = preset.limits(settings.relay.model_dump() if settings else None)
     steps = simulate.run(tr, lambda: Controller(caps, preset.make_policy(), limits, mode),
                          args.plant)
     data = simulate.summary(tr, steps, caps)

@@ -23,36 +23,13 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from chargers.goe_ocpp.config import OcppConfig
-from chargers.registry import AnyChargerConfig
-from divert.listen import listen_address
-from divert.modes import Mode
+from chargers.registry import AnyChargerConfig, DriverEnv
+from divert.core.modes import Mode
+from divert.netconf import MqttConfig, listen_address
 
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class MqttConfig(_Section):
-    host: str = "localhost"
-    port: int = Field(1883, ge=1, le=65535)
-    username: str | None = None
-    password: str | None = None
-    password_file: Path | None = None  # read at start; for systemd credentials
-    protocol: Literal["3.1.1", "5"] = "3.1.1"
-    client_id: str = "divert"
-    keepalive_s: int = Field(30, ge=5, le=3600)
-    tls: bool = False
-    ca_file: Path | None = None
-    cert_file: Path | None = None  # client certificate (optional)
-    key_file: Path | None = None
-    tls_insecure: bool = False  # skip certificate checks (logs a warning)
-    base_topic: str = "divert"
-
-    @model_validator(mode="after")
-    def _one_password(self) -> Self:
-        if self.password is not None and self.password_file is not None:
-            raise ValueError("set password or password_file, not both")
-        return self
 
 
 class FeedConfig(_Section):
@@ -160,6 +137,9 @@ class Settings(BaseSettings):
     reassert_s: float = Field(60.0, ge=0.5, le=3600)  # resend unchanged commands this often
     stale_pause_s: float = Field(300.0, ge=0, le=86400)  # fail-safe: pause after this long stale
     shutdown: Literal["pause", "minimum", "leave"] = "pause"  # chargers' state when divert stops
+
+    def driver_env(self) -> DriverEnv:
+        return DriverEnv(self.mqtt, self.ocpp, self.interval_s)
 
     @field_validator("timezone")
     @classmethod

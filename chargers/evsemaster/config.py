@@ -8,6 +8,7 @@ from typing import Literal, Self
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from chargers.config import ChargerConfig
+from divert.core.capabilities import Capabilities, ControlKind
 
 APP_PORT = 28376  # as protocol.APP_PORT; config models stay free of driver imports
 
@@ -29,6 +30,12 @@ class EVSEMasterConfig(ChargerConfig):
     host: str | None = None  # "ip" or "ip:port": skip waiting for the broadcast
     restart_gap_s: float = Field(60.0, ge=0, le=3600)  # pause between stop and new start
     port: int = Field(APP_PORT, ge=1, le=65535)  # local UDP port the charger talks to
+
+    def capabilities(self, phases: int | None = None) -> Capabilities:
+        """Restart-only: the current is fixed for a session; `phases` as the unit has."""
+        return Capabilities(ControlKind.RESTART, self.min_current_a, self.max_current_a, 1.0,
+                            phases or self.phases, self.voltage_v,
+                            restart_gap_s=self.restart_gap_s)
 
     @field_validator("serial")
     @classmethod

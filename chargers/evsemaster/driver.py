@@ -21,7 +21,7 @@ from chargers.evsemaster import protocol as p
 from chargers.evsemaster.config import EVSEMasterConfig, check_password, parse_host
 from chargers.evsemaster.protocol import Cmd, CurrentState, GunState, OutputState
 from chargers.evsemaster.session import GUESSED_CHARGER_PORT, Session, Timing
-from divert.capabilities import Capabilities, ControlKind
+from divert.core.capabilities import Capabilities
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,8 @@ class EVSEMasterCharger:
             self._charge_type = SINGLE_PHASE_CHARGE_TYPE
         elif info.phases == 3:
             self._check_single_phase_wiring(session)
-        caps = Capabilities(ControlKind.RESTART, c.min_current_a, c.max_current_a, 1.0, phases,
-                            c.voltage_v, restart_gap_s=c.restart_gap_s)
-        self._caps = caps.limited(max_current_a=min(32, info.max_current_a), min_current_a=6)
+        self._caps = c.capabilities(phases).limited(max_current_a=min(32, info.max_current_a),
+                                                    min_current_a=6)
         return self._caps
 
     def _check_single_phase_wiring(self, session: Session) -> None:

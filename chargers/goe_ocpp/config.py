@@ -11,7 +11,9 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from chargers.config import ChargerConfig, read_secret
-from divert.listen import listen_address
+from chargers.goe_ocpp.profiles import STEP_A
+from divert.core.capabilities import Capabilities, ControlKind
+from divert.netconf import listen_address
 
 # OCPP 1.6 security whitepaper: the Basic-auth password (AuthorizationKey) is 16 to 40 chars.
 PASSWORD_MIN, PASSWORD_MAX = 16, 40
@@ -61,6 +63,11 @@ class GoEOcppConfig(ChargerConfig):
     password: SecretStr | None = None
     password_file: Path | None = None  # read at start; for systemd credentials
     default_current_a: float = Field(0.0, ge=0, le=80)  # limit set at every boot; 0: paused
+
+    def capabilities(self) -> Capabilities:
+        """A current setpoint in OCPP's 0.1 A steps; a three-phase go-e switches phases."""
+        return Capabilities(ControlKind.CURRENT, self.min_current_a, self.max_current_a, STEP_A,
+                            self.phases, self.voltage_v, phase_switching=self.phases == 3)
 
     @field_validator("password")
     @classmethod

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from chargers.base import ChargerError, ChargerReading
 from chargers.goe_ocpp.central import CALL_TIMEOUT_S, Snapshot, Station
 from chargers.goe_ocpp.config import GoEOcppConfig, OcppConfig
-from chargers.goe_ocpp.profiles import STEP_A, Setpoint, quantize_a
+from chargers.goe_ocpp.profiles import Setpoint, quantize_a
 from chargers.goe_ocpp.server import OcppServer, server_for
-from divert.capabilities import Capabilities, ControlKind
+from divert.core.capabilities import Capabilities
 
 # Within this many seconds an identical profile is not sent again: the daemon's set_phases,
 # set_current and enable of one step (or one re-assert) become a single SetChargingProfile.
@@ -57,9 +57,7 @@ class GoEOcppCharger:
             server = server_for(self._ocpp)
             server.register(station)
             self._server, self._station = server, station
-        return Capabilities(control=ControlKind.CURRENT, min_current_a=c.min_current_a,
-                            max_current_a=c.max_current_a, step_a=STEP_A, phases=c.phases,
-                            voltage_v=c.voltage_v, phase_switching=c.phases == 3)
+        return c.capabilities()
 
     def _snapshot(self) -> Snapshot:
         if self._station is None:

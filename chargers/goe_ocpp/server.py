@@ -32,7 +32,7 @@ from websockets.typing import Subprotocol
 from chargers.base import ChargerError
 from chargers.goe_ocpp.central import CentralChargePoint, Station
 from chargers.goe_ocpp.config import OcppConfig
-from divert.listen import listen_address
+from divert.netconf import listen_address
 
 log = logging.getLogger(__name__)
 

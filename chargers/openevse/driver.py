@@ -20,13 +20,14 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TypeVar
 
 from chargers.base import ChargerError, ChargerReading
 from chargers.openevse import rapi
 from chargers.openevse.config import OpenEVSEConfig
 from chargers.openevse.transports import Transport, TransportError
-from divert.capabilities import Capabilities, ControlKind
+from divert.core.capabilities import Capabilities
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -207,8 +208,7 @@ class OpenEVSECharger:
             log.warning("%s: configured current range %g–%g A narrowed to %d–%d A (the "
                         "controller's range is %d–%d A)", self.name, c.min_current_a,
                         c.max_current_a, lo, hi, device.min_a, device.max_a)
-        return Capabilities(ControlKind.CURRENT, min_current_a=lo, max_current_a=hi,
-                            step_a=1.0, phases=c.phases, voltage_v=c.voltage_v)
+        return replace(c.capabilities(), min_current_a=lo, max_current_a=hi)
 
     def read(self) -> ChargerReading:
         measured = self._typed(rapi.parse_measurement, "GG")

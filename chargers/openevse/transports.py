@@ -25,10 +25,10 @@ import paho.mqtt.client as mqtt
 import serial
 
 from chargers.openevse.config import OpenEVSEConfig
-from divert.mqtt import MqttError, configure, new_client
+from divert.netconf import MqttError, configure, new_client
 
 if TYPE_CHECKING:
-    from divert.config import MqttConfig
+    from divert.netconf import MqttConfig
 
 log = logging.getLogger(__name__)
 

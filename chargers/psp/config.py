@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
 
 from chargers.config import ChargerConfig
+from divert.core.capabilities import Capabilities, ControlKind
+
+STEP_A = 0.1  # the setpoint is in W; 0.1 A per phase is finer than any pilot current
 
 
 class PSPConfig(ChargerConfig):
@@ -35,3 +39,10 @@ class PSPConfig(ChargerConfig):
         if path.lower().endswith("/webapi/v1"):
             raise ValueError(f"give the controller's base URL without /webapi/v1, got {url!r}")
         return f"{parts.scheme}://{parts.netloc}{path}"
+
+    def capabilities(self, phases: int | None = None,
+                     max_current_a: float | None = None) -> Capabilities:
+        """A power setpoint; `phases` and `max_current_a` as the charger is set, if known."""
+        caps = Capabilities(ControlKind.POWER, self.min_current_a, self.max_current_a, STEP_A,
+                            phases or self.phases, self.voltage_v).limited(max_current_a)
+        return replace(caps, min_power_w=self.min_power_w or caps.power_w(caps.min_current_a))

@@ -17,7 +17,6 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 from chargers.base import ChargerError, ChargerReading
 from chargers.psp.client import WebAPIClient
@@ -33,7 +32,7 @@ from chargers.psp.webapi import (
     parse_system_config,
     parse_system_info,
 )
-from divert.capabilities import Capabilities, ControlKind
+from divert.core.capabilities import Capabilities
 
 log = logging.getLogger(__name__)
 
@@ -82,12 +81,7 @@ class PSPCharger:
             log.warning("%s: ChargeAutoStart is on, so the charger starts a session by itself "
                         "when the car is plugged in; set it off to leave starts to divert",
                         self.name)
-        caps = Capabilities(
-            control=ControlKind.POWER, min_current_a=c.min_current_a,
-            max_current_a=c.max_current_a, step_a=STEP_A, phases=phases, voltage_v=c.voltage_v,
-        ).limited(max_current_a=cfg.charge_current_a)
-        min_power_w = c.min_power_w or caps.power_w(caps.min_current_a)
-        return replace(caps, min_power_w=min_power_w)
+        return c.capabilities(phases, cfg.charge_current_a)
 
     def read(self) -> ChargerReading:
         status = self._status()

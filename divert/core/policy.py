@@ -1,0 +1,43 @@
+"""What a policy sees and what it says: the contract between the controller and a policy.
+
+A policy decides only in `solar` and `min-solar` modes: whether it wants to charge and at
+what current. The controller owns modes, capabilities and the relay guard around it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from divert.core.capabilities import Capabilities
+from divert.core.modes import Mode
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One control step as a policy sees it. Powers in W, currents in A, times in s."""
+
+    time_s: float
+    dt_s: float  # since the previous step; 0 at the first
+    surplus_w: float  # power the EV could take without import (its own draw added back)
+    from_grid_meter: bool  # surplus came from a grid meter (True) or solar − load (False)
+    voltage_v: float  # per phase
+    phases: int  # phases in use
+    charging: bool  # relay closed by us
+    setpoint_a: float  # the current in force while charging
+    since_change_s: float | None  # time since the last start or stop
+    mode: Mode
+    caps: Capabilities
+
+
+@dataclass(frozen=True)
+class Desire:
+    """A policy's wish; the controller may hold it back (guard) or adapt it (capabilities)."""
+
+    charge: bool
+    current_a: float  # per phase; meaningful also when charge is False (used while holding)
+    reason: str
+
+
+class Policy(Protocol):
+    def decide(self, obs: Observation) -> Desire: ...

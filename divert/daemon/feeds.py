@@ -1,0 +1,190 @@
+"""MQTT feeds: each payload becomes a finite number (W, V or %) stamped with its arrival time.
+
+A payload that is not a finite number is counted, logged at most once a minute per feed and
+ignored: the feed keeps its previous value and ages towards stale. It is never read as 0.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from paho.mqtt.client import topic_matches_sub
+
+from divert.config import FeedConfig, FeedsConfig
+from divert.daemon.throttle import LogThrottle
+
+log = logging.getLogger(__name__)
+
+ERROR_LOG_INTERVAL_S = 60.0
+# Power feeds ignore retained messages: a retained value is of unknown age (it may be hours
+# old after a restart) and would be taken as fresh. Voltage and SoC change slowly.
+SLOW_FEEDS = frozenset({"voltage", "battery_soc"})
+
+
+class PayloadError(ValueError):
+    """A payload that does not hold a finite number where the feed expects one."""
+
+
+def parse_number(payload: bytes, json_path: str | None = None) -> float:
+    """The number in `payload`: plain text, or the value at a dotted `json_path`.
+
+    Path parts index objects by key and lists by position (`phases.0`). A numeric string at
+    the path is accepted (some devices quote numbers); booleans and null are not.
+    """
+    try:
+        text = payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise PayloadError("not UTF-8 text") from None
+    node: Any = text
+    if json_path is not None:
+        try:
+            node = json.loads(text)
+        except ValueError:
+            raise PayloadError(f"not JSON: {_preview(text)}") from None
+        for key in json_path.split("."):
+            node = _index(node, key, json_path)
+    if isinstance(node, bool) or not isinstance(node, int | float | str):
+        raise PayloadError(f"not a number: {_preview(json.dumps(node))}")
+    try:
+        value = float(node)
+    except ValueError:
+        raise PayloadError(f"not a number: {_preview(str(node))}") from None
+    if not math.isfinite(value):
+        raise PayloadError(f"not a finite number: {_preview(str(node))}")
+    return value
+
+
+def _index(node: Any, key: str, path: str) -> Any:
+    if isinstance(node, list):
+        try:
+            return node[int(key)]
+        except (ValueError, IndexError):
+            raise PayloadError(f"{path}: no list index {key!r}") from None
+    if isinstance(node, dict):
+        if key not in node:
+            raise PayloadError(f"{path}: no key {key!r}")
+        return node[key]
+    raise PayloadError(f"{path}: {key!r} is not in an object or list")
+
+
+def _preview(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
+@dataclass(frozen=True)
+class FeedSpec:
+    """Where one value comes from and how to read it."""
+
+    name: str  # grid, solar, load, voltage, battery, battery_soc, ev_power
+    topic: str
+    json_path: str | None = None
+    scale: float = 1.0
+    invert: bool = False
+    max_age_s: float = 60.0
+
+
+class Feed:
+    """The latest value of one feed and when it arrived (monotonic s)."""
+
+    def __init__(self, spec: FeedSpec, on_error: Callable[[str], None] | None = None) -> None:
+        self.spec = spec
+        self.errors = 0
+        self._on_error = on_error
+        self._value: float | None = None
+        self._at_s: float | None = None
+        self._warn = LogThrottle(log, ERROR_LOG_INTERVAL_S)
+
+    def offer(self, payload: bytes, now_s: float) -> bool:
+        """Take a payload; False (and counted) when it holds no finite number."""
+        spec = self.spec
+        try:
+            value = parse_number(payload, spec.json_path) * spec.scale
+            if not math.isfinite(value):
+                raise PayloadError("not a finite number after scaling")
+        except PayloadError as exc:
+            self._reject(str(exc), now_s)
+            return False
+        self._value = -value if spec.invert else value
+        self._at_s = now_s
+        return True
+
+    def _reject(self, why: str, now_s: float) -> None:
+        self.errors += 1
+        if self._on_error is not None:
+            self._on_error(self.spec.name)
+        self._warn.warning(now_s, "feed %s (%s): payload ignored, %s", self.spec.name,
+                           self.spec.topic, why)
+
+    def age_s(self, now_s: float) -> float | None:
+        """Seconds since the last good value; None before the first."""
+        return None if self._at_s is None else max(0.0, now_s - self._at_s)
+
+    def value(self, now_s: float) -> float | None:
+        """The latest good value, or None if there is none or it is older than max_age_s."""
+        age_s = self.age_s(now_s)
+        if age_s is None or age_s > self.spec.max_age_s:
+            return None
+        return self._value
+
+
+def specs(config: FeedsConfig) -> list[FeedSpec]:
+    """One spec per configured value (the battery's SoC is a feed of its own)."""
+    out: list[FeedSpec] = []
+    for name in ("grid", "solar", "load", "voltage", "battery", "ev_power"):
+        feed: FeedConfig | None = getattr(config, name)
+        if feed is None:
+            continue
+        out.append(FeedSpec(name, feed.topic, feed.json_path, feed.scale, feed.invert,
+                            feed.max_age_s))
+    battery = config.battery
+    if battery is not None and battery.soc_topic is not None:
+        out.append(FeedSpec("battery_soc", battery.soc_topic, battery.soc_json_path,
+                            max_age_s=battery.max_age_s))
+    return out
+
+
+class Feeds:
+    """All configured feeds; thread-safe (MQTT thread writes, control thread reads)."""
+
+    def __init__(self, config: FeedsConfig, on_error: Callable[[str], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.feeds = {s.name: Feed(s, on_error) for s in specs(config)}
+        self._clock = clock
+        self._lock = threading.Lock()
+
+    def topics(self) -> list[str]:
+        return sorted({f.spec.topic for f in self.feeds.values()})
+
+    def handle(self, topic: str, payload: bytes, retained: bool) -> list[str]:
+        """Offer a message to every feed on `topic`; the names that took a fresh value."""
+        now_s = self._clock()
+        fresh: list[str] = []
+        with self._lock:
+            for name, feed in self.feeds.items():
+                if not topic_matches_sub(feed.spec.topic, topic):
+                    continue
+                if retained and name not in SLOW_FEEDS:
+                    log.debug("feed %s: retained value on %s ignored (age unknown)", name,
+                              topic)
+                    continue
+                if feed.offer(payload, now_s):
+                    fresh.append(name)
+        return fresh
+
+    def values(self) -> dict[str, float | None]:
+        """Each feed's value now; None when missing or stale."""
+        now_s = self._clock()
+        with self._lock:
+            return {name: feed.value(now_s) for name, feed in self.feeds.items()}
+
+    def ages_s(self) -> dict[str, float | None]:
+        now_s = self._clock()
+        with self._lock:
+            return {name: feed.age_s(now_s) for name, feed in self.feeds.items()}

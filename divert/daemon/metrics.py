@@ -1,0 +1,115 @@
+"""Prometheus metrics: names with units and the `divert_` prefix, one registry per daemon.
+
+Counters are exposed with `_total` appended by prometheus-client.
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import threading
+from collections.abc import Iterable
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Enum,
+    Gauge,
+    Histogram,
+    Info,
+    start_http_server,
+)
+
+from divert import __version__
+from divert.core.modes import Mode
+from divert.netconf import listen_address
+
+log = logging.getLogger(__name__)
+
+# The guard's reasons, reduced to a few label values (the full text has numbers in it).
+BLOCKED_REASONS = (("minimum off-time", "min_off_time"), ("in the last hour", "hourly_budget"),
+                   ("in the last 24 h", "daily_budget"))
+
+
+def blocked_reason(reason: str) -> str | None:
+    """The label for a decision blocked by the relay guard, None if it was not blocked."""
+    if not reason.startswith("blocked: "):
+        return None
+    for text, label in BLOCKED_REASONS:
+        if text in reason:
+            return label
+    return "other"
+
+
+class Metrics:
+    def __init__(self, chargers: Iterable[str], feeds: Iterable[str]) -> None:
+        r = self.registry = CollectorRegistry()
+        self.grid_w = Gauge("divert_grid_power_watts",
+                            "Grid power, + import / - export (NaN when stale)", registry=r)
+        self.solar_w = Gauge("divert_solar_power_watts", "PV production (NaN when stale)",
+                             registry=r)
+        self.surplus_w = Gauge("divert_surplus_power_watts",
+                               "Power the EVs could draw without import (NaN when unknown)",
+                               registry=r)
+        self.setpoint_a = Gauge("divert_charger_setpoint_amperes",
+                                "Commanded current per phase, 0 when paused", ["charger"],
+                                registry=r)
+        self.power_w = Gauge("divert_charger_power_watts", "Measured power into the EV",
+                             ["charger"], registry=r)
+        self.charging = Gauge("divert_charger_charging", "1 while divert has the charger on",
+                              ["charger"], registry=r)
+        self.connected = Gauge("divert_charger_connected", "1 while the charger answers its reads",
+                               ["charger"], registry=r)
+        self.starts = Counter("divert_charger_relay_starts",
+                              "Charging starts (relay cycles) commanded", ["charger"],
+                              registry=r)
+        self.blocked = Counter("divert_charger_starts_blocked",
+                               "Starts the relay guard held back, once per blocked spell",
+                               ["charger", "reason"], registry=r)
+        self.command_errors = Counter("divert_charger_command_errors",
+                                      "Charger commands or reads that failed",
+                                      ["charger", "command"], registry=r)
+        self.feed_age_s = Gauge("divert_feed_age_seconds",
+                                "Time since the feed's last good value (NaN before the first)",
+                                ["feed"], registry=r)
+        self.feed_errors = Counter("divert_feed_payload_errors",
+                                   "Payloads ignored because they held no finite number",
+                                   ["feed"], registry=r)
+        self.ev_surplus_wh = Counter("divert_ev_energy_from_surplus_watt_hours",
+                                     "Energy into the EV covered by surplus", ["charger"],
+                                     registry=r)
+        self.ev_grid_wh = Counter("divert_ev_energy_from_grid_watt_hours",
+                                  "Energy into the EV not covered by surplus (or unknown)",
+                                  ["charger"], registry=r)
+        self.loop_s = Histogram("divert_control_loop_duration_seconds",
+                                "Duration of one control cycle over all chargers",
+                                buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                         0.5, 1.0, 2.5, 5.0, 10.0), registry=r)
+        self.mode = Enum("divert_mode", "The active charging mode", ["charger"],
+                         states=[m.value for m in Mode], registry=r)
+        self.mqtt_connected = Gauge("divert_mqtt_connected", "1 while connected to the broker",
+                                    registry=r)
+        Info("divert_build", "divert version", registry=r).info(
+            {"version": __version__, "python": platform.python_version()})
+        for name in chargers:  # present from the start, so rates and alerts see a 0
+            for metric in (self.starts, self.ev_surplus_wh, self.ev_grid_wh):
+                metric.labels(name)
+            for command in ("read", "setpoint", "enable", "phases", "connect"):
+                self.command_errors.labels(name, command)
+        for feed in feeds:
+            self.feed_errors.labels(feed)
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def serve(self, listen: str) -> None:
+        """Expose /metrics on `host:port` (raises OSError if the address is taken)."""
+        host, port = listen_address(listen)
+        self._server, self._thread = start_http_server(port, host, self.registry)
+        log.info("metrics on http://%s/metrics", listen)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None

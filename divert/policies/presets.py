@@ -1,0 +1,88 @@
+"""Policy presets (`policies/*.toml`): reading them, and the policy each one makes.
+
+Reading a preset is I/O, so it lives here and not in the core.
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from divert.core.guard import RelayLimits
+from divert.core.policy import Policy
+from divert.policies.openevse import OpenEVSEParams, OpenEVSEPolicy
+from divert.policies.surplus import SurplusParams, SurplusPolicy
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A parsed preset: which policy, its parameters and the relay limits it is tuned for."""
+
+    name: str
+    kind: str  # "surplus" (divert's own) or "openevse" (the firmware's algorithm)
+    params: dict[str, Any]
+    relay: RelayLimits
+
+    def limits(self, overrides: Mapping[str, Any] | None = None) -> RelayLimits:
+        """The preset's relay limits with the config's `[relay]` keys (None: not set) on top."""
+        given = {k: v for k, v in (overrides or {}).items() if v is not None}
+        return replace(self.relay, **given)
+
+    def make_policy(self) -> Policy:
+        if self.kind == "openevse":
+            return OpenEVSEPolicy(OpenEVSEParams(**self.params))
+        return SurplusPolicy(SurplusParams(**self.params))
+
+
+class PresetError(ValueError):
+    """A preset that cannot be found or does not parse."""
+
+
+def presets_dir() -> Path:
+    """policies/ of a source checkout, else the copy a package install put in share/."""
+    checkout = Path(__file__).resolve().parents[2] / "policies"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "divert" / "policies"
+
+
+def preset_names() -> list[str]:
+    """The presets shipped in policies/, by name."""
+    return sorted(p.stem for p in presets_dir().glob("*.toml"))
+
+
+def load_preset(name_or_path: str) -> Preset:
+    """A shipped preset by name (`balanced`), or a TOML file by path."""
+    is_path = name_or_path.endswith(".toml") or "/" in name_or_path
+    path = Path(name_or_path) if is_path else presets_dir() / f"{name_or_path}.toml"
+    if not is_path and not path.is_file():
+        raise PresetError(f"no preset {name_or_path!r}; shipped: {', '.join(preset_names())}")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PresetError(f"cannot read policy file {path}: {exc}") from None
+    name = path.stem
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise PresetError(f"policy {name}: invalid TOML: {exc}") from None
+    return parse_preset(name, data)
+
+
+def parse_preset(name: str, data: dict[str, Any]) -> Preset:
+    unknown = set(data) - {"policy", "relay"}
+    if unknown:
+        raise PresetError(f"policy {name}: unknown table(s) {', '.join(sorted(unknown))}")
+    params = dict(data.get("policy", {}))
+    kind = str(params.pop("kind", "surplus"))
+    if kind not in ("surplus", "openevse"):
+        raise PresetError(f"policy {name}: policy.kind must be 'surplus' or 'openevse'")
+    try:
+        relay = RelayLimits(**data.get("relay", {}))
+        preset = Preset(name, kind, params, relay)
+        preset.make_policy()  # validates the parameters
+    except (TypeError, ValueError) as exc:
+        raise PresetError(f"policy {name}: {exc}") from None
+    return preset

@@ -88,6 +88,7 @@ class EmulatedEvse:
         self._drop = self._garble = self._delay_count = 0
         self._delay_s = 0.0
         self._interleave: list[str] = []
+        self._canned: dict[str, str] = {}
         self._charge_start = time.monotonic()
         self._last_tick = time.monotonic()
         self.session_ws = 0.0
@@ -197,6 +198,12 @@ class EmulatedEvse:
             self._drop = self._garble = self._delay_count = 0
             self._interleave = []
 
+    def answer_next(self, command: str, reply: str) -> None:
+        """Answer the next `$<command>` with `reply` (e.g. "$OK 99999 230000"): a well-formed
+        frame carrying values of a broken controller. The command is still executed."""
+        with self._lock:
+            self._canned[command] = reply
+
     def interleave(self, *lines: str) -> None:
         """Send these async lines (checksummed) between the next command and its reply."""
         with self._lock:
@@ -236,8 +243,8 @@ class EmulatedEvse:
                                frame.checksum)
         self.commands.append(frame)
         ok, params = self._command(frame.command, frame.params)
-        text = "$OK" if ok else "$NK"
-        text = " ".join((text, *params))
+        text = " ".join(("$OK" if ok else "$NK", *params))
+        text = self._canned.pop(frame.command, text)
         if frame.seq is not None:
             text += f" :{frame.seq:02X}"
         return _frame(text) if frame.checksum else text

@@ -8,11 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from psp.test_webapi import GUIDE_STATUS, GUIDE_SYSTEM_CONFIG, GUIDE_SYSTEM_INFO
 
 from chargers.psp.emulator import Fault as F
 from chargers.psp.emulator import PSPEmulator
 from chargers.psp.webapi import EVSE_CTRL, STATUS, SYSTEM_CONFIG, SYSTEM_INFO, EvseState
+from psp.test_webapi import GUIDE_STATUS, GUIDE_SYSTEM_CONFIG, GUIDE_SYSTEM_INFO
 
 
 class Clock:

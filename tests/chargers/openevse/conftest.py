@@ -1,7 +1,8 @@
 """Rigs: an emulated OpenEVSE on each transport with a driver pointed at it.
 
 Every controller a rig creates is checked after its test: each `$SC` the driver sent must
-carry the flag its firmware documents as volatile (a current written to EEPROM on every change would wear it out).
+carry the flag its firmware documents as volatile (a current written to EEPROM on every
+change would wear it out).
 """
 
 from __future__ import annotations

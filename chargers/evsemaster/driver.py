@@ -98,7 +98,9 @@ class EVSEMasterCharger:
                         info.brand, info.model)
         self._line_id, self._charge_type = 1, 1
         if info.phases == 3 and phases == 3:
-            self._line_id = 2  # all phases
+            # Line 2 = all phases, as emproto and emproto4go send (the OEM app and the
+            # `evsemaster` package send 1; no capture of a three-phase start settles it).
+            self._line_id = 2
         elif info.phases == 3 and info.can_force_single_phase:
             self._charge_type = SINGLE_PHASE_CHARGE_TYPE
         elif info.phases == 3:
@@ -248,8 +250,11 @@ def _plugged(gun_state: int) -> bool | None:
 def _describe(status: p.ACStatus) -> str:
     """The charger's state in words."""
     if status.errors:
+        # Bit n = ERROR_BITS[n] counting from the least significant bit, as emproto reads
+        # it; another client names them from the other end and no capture shows an error,
+        # so the raw word goes beside the names.
         names = ", ".join(p.ERROR_BITS.get(b, f"error {b}") for b in status.error_bits)
-        return f"fault: {names}"
+        return f"fault: {names} (error word 0x{status.errors:08X})"
     state = status.current_state
     if state == CurrentState.CHARGING:
         if status.output_state == OutputState.CHARGING:

@@ -100,8 +100,9 @@ class EVSEMasterEmulator:
         self.charging_status_acks = 0
         self.heading_answers = 0
         self.max_current_setting_a = 16  # the stored default (0x8107)
-        self.settings: dict[int, int] = {Cmd.OFFLINE_CHARGE: 0, Cmd.LANGUAGE: 1,
-                                         Cmd.TEMPERATURE_UNIT: 1}
+        self.settings: dict[int, int] = {Cmd.OFFLINE_CHARGE: 0, Cmd.ALARM_STRATEGY: 0,
+                                         Cmd.LANGUAGE: 1, Cmd.TEMPERATURE_UNIT: 1}
+        self.pushes_status = True  # False: a unit that sends status only when asked
         self.nickname = ""
         self._faults: dict[Fault, int] = {}
         self._held: tuple[bytes, tuple[str, int], float] | None = None
@@ -253,6 +254,8 @@ class EVSEMasterEmulator:
             self.status_acks += 1
         elif cmd == Cmd.CHARGING_STATUS_ACK:
             self.charging_status_acks += 1
+        elif cmd == Cmd.REQUEST_STATUS:
+            self._send(Cmd.AC_STATUS, self._ac_status().to_payload(), addr)
         elif cmd == Cmd.REQUEST_CHARGING_STATUS:
             self._send(Cmd.CHARGING_STATUS_RESPONSE, self._charging_status().to_payload(),
                        addr)
@@ -357,7 +360,8 @@ class EVSEMasterEmulator:
                 CurrentState.NOT_CONNECTED
         v = self.voltage_v
         power_w = round(v * amps * self._phases)
-        status = p.ACStatus(1, v, amps, power_w, round(self._energy_kwh, 2), 30.0, None, 0, gun,
+        # Byte 17 ("emergency button") is 1 on an idle unit in the real capture.
+        status = p.ACStatus(1, v, amps, power_w, round(self._energy_kwh, 2), 30.0, None, 1, gun,
                             output, state, 0)
         if self.info.phases == 3:
             other_a = amps if self._phases == 3 else 0.0
@@ -407,7 +411,7 @@ class EVSEMasterEmulator:
         if now_s >= self._next_heading_s:
             self._send(Cmd.HEADING, b"", self._app)
             self._next_heading_s = now_s + t.heading_interval_s
-        if now_s >= self._next_status_s:
+        if now_s >= self._next_status_s and self.pushes_status:
             self._send(Cmd.AC_STATUS, self._ac_status().to_payload(), self._app)
             self._send(Cmd.CHARGING_STATUS, self._charging_status().to_payload(),
                        self._app)

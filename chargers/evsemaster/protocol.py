@@ -49,6 +49,7 @@ class Cmd(IntEnum):
     MAX_CURRENT_RESPONSE = 0x0107
     NICKNAME_RESPONSE = 0x0108
     OFFLINE_CHARGE_RESPONSE = 0x010D
+    ALARM_STRATEGY_RESPONSE = 0x010E
     LANGUAGE_RESPONSE = 0x010F
     TEMPERATURE_UNIT_RESPONSE = 0x0112
     PASSWORD_ERROR = 0x0155
@@ -60,11 +61,13 @@ class Cmd(IntEnum):
     REQUEST_CHARGING_STATUS = 0x8006
     CHARGE_START = 0x8007
     CHARGE_STOP = 0x8008
+    REQUEST_STATUS = 0x800D  # "requestStatusRecord": asks for an AC status (0x0004)
     SYSTEM_TIME = 0x8101
     GET_VERSION = 0x8106
     MAX_CURRENT = 0x8107  # the stored default current, not the running session's (§8)
     NICKNAME = 0x8108
     OFFLINE_CHARGE = 0x810D
+    ALARM_STRATEGY = 0x810E
     LANGUAGE = 0x810F
     TEMPERATURE_UNIT = 0x8112
 
@@ -104,6 +107,8 @@ class CurrentState(IntEnum):
     COMPLETED_FULL = 17
     RESERVATION = 20  # a planned start
 
+
+MAX_VOLTAGE_V, MAX_CURRENT_A, MAX_POWER_W = 500.0, 100.0, 100_000
 
 ERROR_BITS: dict[int, str] = {
     0: "relay stuck L1", 1: "relay stuck L2", 2: "relay stuck L3", 3: "offline",
@@ -381,6 +386,11 @@ class ACStatus:
         if len(payload) >= cls._BASE.size + cls._PHASES.size:
             v2, i2, v3, i3 = cls._PHASES.unpack_from(payload, cls._BASE.size)
             extra = (v2 / 10, i2 / 100, v3 / 10, i3 / 100)
+        # Values no wallbox reports (≤ 32 A a phase, ≤ 22 kW): a broken datagram, not used.
+        volts = [v for v in (v1 / 10, extra[0], extra[2]) if v is not None]
+        amps = [a for a in (i1 / 100, extra[1], extra[3]) if a is not None]
+        if max(volts) > MAX_VOLTAGE_V or max(amps) > MAX_CURRENT_A or power_w > MAX_POWER_W:
+            raise ProtocolError(f"AC status: implausible {volts} V, {amps} A, {power_w} W")
         return cls(line, v1 / 10, i1 / 100, power_w, energy / 100, _temperature_c(t_in),
                    _temperature_c(t_out), emergency, gun, output, state, errors, *extra)
 
@@ -548,8 +558,8 @@ class MaxCurrentSetting:
 
     @classmethod
     def from_payload(cls, payload: bytes, tz: tzinfo | None = None) -> Self:
-        _need(payload, 2, "max current setting")
-        return cls(payload[0], payload[1])
+        _need(payload, 1, "max current setting")  # a bare GET (`02`) is one byte
+        return cls(payload[0], payload[1] if len(payload) > 1 else 0)
 
     def to_payload(self, tz: tzinfo | None = None) -> bytes:
         return bytes([self.action, self.max_current_a])
@@ -561,7 +571,8 @@ class ByteSetting:
     (0x8112; 1 °C, 2 °F) and their replies. A GET carries 0."""
 
     COMMANDS: ClassVar[tuple[Cmd, ...]] = (
-        Cmd.OFFLINE_CHARGE, Cmd.OFFLINE_CHARGE_RESPONSE, Cmd.LANGUAGE, Cmd.LANGUAGE_RESPONSE,
+        Cmd.OFFLINE_CHARGE, Cmd.OFFLINE_CHARGE_RESPONSE, Cmd.ALARM_STRATEGY,
+        Cmd.ALARM_STRATEGY_RESPONSE, Cmd.LANGUAGE, Cmd.LANGUAGE_RESPONSE,
         Cmd.TEMPERATURE_UNIT, Cmd.TEMPERATURE_UNIT_RESPONSE)
     action: int
     value: int
@@ -659,7 +670,8 @@ class ChargeStartRequest:
 
 @dataclass(frozen=True)
 class ChargeStopRequest:
-    """ChargeStop, 47 bytes: line, user id, 30 zero bytes. Also cancels a planned start."""
+    """ChargeStop, 47 bytes: line, user id, 30 zero bytes. Also cancels a planned start.
+    Other clients send the first 17 bytes only (line and user id), or just the line."""
 
     COMMANDS: ClassVar[tuple[Cmd, ...]] = (Cmd.CHARGE_STOP,)
     line_id: int
@@ -667,8 +679,8 @@ class ChargeStopRequest:
 
     @classmethod
     def from_payload(cls, payload: bytes, tz: tzinfo | None = None) -> Self:
-        if len(payload) != 47:
-            raise ProtocolError(f"charge stop: payload is {len(payload)} bytes, need 47")
+        if not 1 <= len(payload) <= 47:
+            raise ProtocolError(f"charge stop: payload is {len(payload)} bytes, need 1–47")
         return cls(payload[0], _text(payload[1:17]))
 
     def to_payload(self, tz: tzinfo | None = None) -> bytes:
@@ -718,6 +730,11 @@ def charging_status_ack(serial: str, password: str) -> bytes:
     return encode(serial, password, Cmd.CHARGING_STATUS_ACK, b"\x00")
 
 
+def request_status(serial: str, password: str) -> bytes:
+    """0x800D with payload `00`, as the other requests without a value carry."""
+    return encode(serial, password, Cmd.REQUEST_STATUS, b"\x00")
+
+
 def request_charging_status(serial: str, password: str) -> bytes:
     return encode(serial, password, Cmd.REQUEST_CHARGING_STATUS, b"\x00")
 
@@ -747,6 +764,7 @@ def charge_stop(serial: str, password: str, *, user_id: str, line_id: int = 1) -
 
 
 _SETTING_WIDTHS = {Cmd.MAX_CURRENT: 1, Cmd.NICKNAME: 32, Cmd.OFFLINE_CHARGE: 1,
+                   Cmd.ALARM_STRATEGY: 1,
                    Cmd.LANGUAGE: 1, Cmd.TEMPERATURE_UNIT: 1}
 
 

@@ -42,6 +42,7 @@ class Timing:
     password_retry_s: float = 60.0  # after a PasswordError answer to a login
     reply_timeout_s: float = 5.0  # ChargeStart/Stop and settings
     tick_s: float = 0.5  # housekeeping period
+    status_request_s: float = 3.0  # logged in, no status pushed this long: ask for one
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,8 @@ class Seen:
 _REPLIES = frozenset({
     Cmd.CHARGE_START_RESPONSE, Cmd.CHARGE_STOP_RESPONSE, Cmd.CHARGING_STATUS_RESPONSE,
     Cmd.SYSTEM_TIME_RESPONSE, Cmd.VERSION_RESPONSE, Cmd.MAX_CURRENT_RESPONSE,
-    Cmd.NICKNAME_RESPONSE, Cmd.OFFLINE_CHARGE_RESPONSE, Cmd.LANGUAGE_RESPONSE,
+    Cmd.NICKNAME_RESPONSE, Cmd.OFFLINE_CHARGE_RESPONSE, Cmd.ALARM_STRATEGY_RESPONSE,
+    Cmd.LANGUAGE_RESPONSE,
     Cmd.TEMPERATURE_UNIT_RESPONSE})
 
 
@@ -127,6 +129,7 @@ class Session:
         self._rejected = False
         self._refusals = 0  # PasswordErrors seen: a pending request() fails fast on one
         self._status: tuple[p.ACStatus, float] | None = None
+        self._status_asked_s: float | None = None
         self._charging: tuple[p.ChargingStatus, float] | None = None
         self._replies: dict[int, p.Message | None] = {}
 
@@ -390,3 +393,22 @@ class Session:
                 self._cond.notify_all()
             self._login_sent_s, self._login_refused = None, False
         self._maybe_login(now_s)
+        self._maybe_ask_status(now_s)
+
+    def _maybe_ask_status(self, now_s: float) -> None:
+        """Most units push their status every few seconds; one that does not is asked, with
+        both requests the app's table has (0x800D for the AC status, 0x8006 for the
+        session)."""
+        every_s = self.timing.status_request_s
+        if not self._logged_in(now_s):
+            return
+        last_s = self._status[1] if self._status is not None else self._confirmed_s
+        asked_s = self._status_asked_s
+        if now_s - last_s < every_s or (asked_s is not None and now_s - asked_s < every_s):
+            return
+        if asked_s is None:
+            log.info("charger %s: no status pushed for %g s; asking for it", self.serial,
+                     now_s - last_s)
+        self._status_asked_s = now_s
+        self._send(p.request_status(self.serial, self._password))
+        self._send(p.request_charging_status(self.serial, self._password))

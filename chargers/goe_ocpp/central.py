@@ -190,7 +190,7 @@ class Station:
 
     async def _resume(self, session: CentralChargePoint) -> None:
         """On a connection without a reboot: ask for the current status (so `read` is right
-        at once after divert restarts) and give the charger divert's setpoint if it has one.
+        at once after divert restarts), then divert's profiles as after a boot.
 
         A charger speaks first on a new connection (OCPP 1.6: nothing is sent to it before its
         BootNotification is accepted); after a BootNotification, `setup` does the work."""
@@ -200,30 +200,38 @@ class Station:
         if session.booted:
             return
         for what in (MessageTrigger.status_notification, MessageTrigger.meter_values):
-            try:
-                await session.call(call.TriggerMessage(requested_message=what,
-                                                       connector_id=CONNECTOR_ID),
-                                   suppress=False)
-            except (OCPPError, TimeoutError) as exc:
-                log.debug("%s: TriggerMessage %s: %s", self.charge_box_id, what, exc)
+            await self._optional(session, call.TriggerMessage(requested_message=what,
+                                                               connector_id=CONNECTOR_ID))
+        await self._own_profiles(session, "reconnected")
+
+    async def setup(self, session: CentralChargePoint) -> None:
+        """After every BootNotification: the sample interval (optional: a refusal or error
+        is logged, never stops the rest), then divert's profiles."""
+        status = await self._optional(session, call.ChangeConfiguration(
+            key="MeterValueSampleInterval", value=str(self.meter_sample_s)))
+        if status is not None and status.status != ConfigurationStatus.accepted:
+            log.warning("%s: MeterValueSampleInterval=%d s not accepted (%s): readings may "
+                        "be late", self.charge_box_id, self.meter_sample_s, status.status)
+        await self._own_profiles(session, "booted")
+
+    async def _own_profiles(self, session: CentralChargePoint, event: str) -> None:
+        """Only divert's profiles: clear what another backend may have left, the
+        conservative default, then divert's setpoint if it has one. A charger that refuses
+        the clear still gets the default (it replaces a profile of the same id)."""
         async with self._profiles():
+            await self._optional(session, call.ClearChargingProfile())
+            await self._set(session, self.default)
+            log.info("%s: %s; default profile %s", self.charge_box_id, event, self.default)
             if self._desired is not None:
                 await self._push(session)
 
-    async def setup(self, session: CentralChargePoint) -> None:
-        """After every BootNotification: sample interval, then only divert's profiles: clear
-        what another backend may have left, the conservative default, then the setpoint."""
-        async with self._profiles():
-            status = await self._call(session, call.ChangeConfiguration(
-                key="MeterValueSampleInterval", value=str(self.meter_sample_s)))
-            if status.status != ConfigurationStatus.accepted:
-                log.warning("%s: MeterValueSampleInterval=%d s not accepted (%s): readings may "
-                            "be late", self.charge_box_id, self.meter_sample_s, status.status)
-            await self._call(session, call.ClearChargingProfile())
-            await self._set(session, self.default)
-            log.info("%s: booted; default profile %s", self.charge_box_id, self.default)
-            if self._desired is not None:
-                await self._push(session)
+    async def _optional(self, session: CentralChargePoint, payload: Any) -> Any:
+        """A call whose failure is logged and otherwise ignored; its reply, or None."""
+        try:
+            return await self._call(session, payload)
+        except ChargerError as exc:
+            log.warning("%s (going on)", exc)
+            return None
 
     def _profiles(self) -> asyncio.Lock:
         # Profile changes are serialised, and each reads the setpoint inside the lock, so
@@ -358,6 +366,9 @@ class CentralChargePoint(ChargePoint):  # type: ignore[misc]  # `ocpp` ships no 
             frame = json.loads(raw_msg)
         except (ValueError, UnicodeDecodeError):
             await self._refuse(raw_msg, None, FormationViolationError("not valid JSON"))
+            return
+        except RecursionError:
+            await self._refuse(raw_msg, None, FormationViolationError("nested too deeply"))
             return
         unique_id = (frame[1] if isinstance(frame, list) and len(frame) > 1
                      and isinstance(frame[1], str) else None)

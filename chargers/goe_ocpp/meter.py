@@ -19,6 +19,15 @@ _SCALE = {  # measurand → {unit: factor to W, Wh, A or V}; the first unit is t
     "Current.Offered": {"A": 1.0},
     "Voltage": {"V": 1.0},
 }
+# What a wallbox (22 kW, 32 A per phase) can report at all, in W, Wh, A, V; a value outside
+# (e.g. "1e306" kW) is skipped like a malformed one.
+_PLAUSIBLE = {
+    "Power.Active.Import": (-1_000.0, 100_000.0),
+    "Energy.Active.Import.Register": (0.0, 1e10),
+    "Current.Import": (-1.0, 100.0),
+    "Current.Offered": (0.0, 100.0),
+    "Voltage": (0.0, 500.0),
+}
 _PHASE = {"L1": 0, "L2": 1, "L3": 2, "L1-N": 0, "L2-N": 1, "L3-N": 2}
 
 
@@ -83,12 +92,15 @@ def parse(meter_value: Iterable[Mapping[str, Any]]) -> MeterSample:
             unit = sv.get("unit", next(iter(units)))
             value = _number(sv.get("value"))
             phase = sv.get("phase")
+            if value is not None and unit in units:
+                value *= units[unit]
+                low, high = _PLAUSIBLE[measurand]
+                value = value if low <= value <= high else None
             if value is None or unit not in units or (phase is not None
                                                      and phase not in _PHASE):
                 skipped.append(f"{measurand}{f' {phase}' if phase else ''}="
-                               f"{sv.get('value')!r} {unit}")
+                               f"{str(sv.get('value'))[:40]!r} {str(unit)[:20]}")
                 continue
-            value *= units[unit]
             i = _PHASE.get(phase) if phase is not None else None
             if measurand == "Power.Active.Import":
                 if i is None:

@@ -205,11 +205,13 @@ class OcppServer:
                                 "no credentials (HTTP Basic auth required)", challenge)
         try:
             user, password = parse_authorization_basic(header)
-        except InvalidHeader:
+            # websockets keeps bytes that are not UTF-8 as surrogates: encoding refuses them
+            given = user.encode(), password.encode()
+        except (InvalidHeader, UnicodeError):
             return self._refuse(connection, http.HTTPStatus.UNAUTHORIZED,
                                 "unreadable credentials", challenge)
-        ok_user = hmac.compare_digest(user.encode(), box_id.encode())
-        ok_password = hmac.compare_digest(password.encode(), station.password.encode())
+        ok_user = hmac.compare_digest(given[0], box_id.encode())
+        ok_password = hmac.compare_digest(given[1], station.password.encode())
         if not (ok_user and ok_password):
             return self._refuse(connection, http.HTTPStatus.UNAUTHORIZED,
                                 "wrong user name or password", challenge)

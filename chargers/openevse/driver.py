@@ -1,7 +1,9 @@
 """The OpenEVSE driver: RAPI commands over any transport, as a Charger and CurrentLimiter.
 
-Control: current with `$SC n V` — always with V, which keeps the setting out of EEPROM (a
-controller that changes current all day would wear it out); pause with `$FS` (sleep, the
+Control: current with `$SC n V` (or `$SC n N` on controllers whose firmware documents N,
+see `rapi.volatile_flag`), which keeps the setting out of EEPROM: a controller that changes
+current all day would wear it out, so a controller whose firmware documents no such flag, or
+whose version cannot be read, is not controlled at all. Pause with `$FS` (sleep, the
 normal "not ready") or `$FD` if configured; resume with `$FE`. Each loop reads `$GG` and
 `$GS` so the core can add the car's draw back to the grid reading.
 
@@ -54,6 +56,7 @@ class OpenEVSECharger:
         self._checked = False  # decided at connect: does it checksum its replies?
         self._seq = 0
         self.version: rapi.Version | None = None
+        self._volatile: str | None = None  # the `$SC` flag that keeps EEPROM out, from $GV
 
     # ---- the RAPI exchange -----------------------------------------------------------
 
@@ -180,12 +183,20 @@ class OpenEVSECharger:
             self.version = rapi.parse_version(reply)
         except rapi.RapiError as exc:
             raise ChargerError(f"{self.name}: $GV: {exc}") from None
+        self._volatile = rapi.volatile_flag(self.version)
+        if self._volatile is None:
+            raise ChargerError(
+                f"{self.name}: controller firmware {self.version.firmware!r}, RAPI "
+                f"{self.version.protocol!r} documents no way to change the current without "
+                f"writing EEPROM (that needs RAPI 2.0.2 or later); divert will not control it "
+                f"— update the controller firmware")
         device = self._typed(rapi.parse_current_range, "GC")
         c = self._config
-        log.info("%s: OpenEVSE firmware %s, RAPI %s over %s%s; controller range %d–%d A",
-                 self.name, self.version.firmware, self.version.protocol,
-                 self._transport.description, " with sequence ids" if self._use_seq else "",
-                 device.min_a, device.max_a)
+        log.info("%s: OpenEVSE firmware %s, RAPI %s over %s%s; controller range %d–%d A; "
+                 "current set with $SC n %s", self.name, self.version.firmware,
+                 self.version.protocol, self._transport.description,
+                 " with sequence ids" if self._use_seq else "", device.min_a, device.max_a,
+                 self._volatile)
         # The controller takes whole amperes: round the configured range inwards.
         lo = max(math.ceil(c.min_current_a - 1e-9), device.min_a)
         hi = min(math.floor(c.max_current_a + 1e-9), device.max_a)
@@ -202,11 +213,12 @@ class OpenEVSECharger:
     def read(self) -> ChargerReading:
         measured = self._typed(rapi.parse_measurement, "GG")
         status = self._typed(rapi.parse_status, "GS")
-        current_a = measured.current_ma / 1000
+        current_a = measured.current_ma / 1000 if measured.current_ma is not None else None
         voltage_v = measured.voltage_mv / 1000 if measured.voltage_mv is not None else None
         # Without a voltmeter the power is estimated at the nominal voltage; the ammeter
         # measures one phase, so the others are assumed to carry the same.
-        power_w = current_a * (voltage_v or self._config.voltage_v) * self._config.phases
+        power_w = (current_a * (voltage_v or self._config.voltage_v) * self._config.phases
+                   if current_a is not None else None)
         return ChargerReading(power_w=power_w, current_a=current_a, voltage_v=voltage_v,
                               charging=status.state == rapi.EvseState.CHARGING,
                               vehicle_connected=status.vehicle_connected,
@@ -221,8 +233,11 @@ class OpenEVSECharger:
     def set_current(self, current_a: float) -> None:
         """Set the pilot current in A, never saved to EEPROM. The controller takes whole
         amperes: a fraction is rounded down, never above what was decided."""
+        if self._volatile is None:  # never guess: a wrong flag may mean an EEPROM write
+            raise ChargerError(f"{self.name}: not connected (the controller's version decides "
+                               f"how to set the current without writing EEPROM)")
         amps = math.floor(current_a + 1e-9)
-        reply = self.request("SC", str(amps), "V")
+        reply = self.request("SC", str(amps), self._volatile)
         kept = rapi.parse_current_reply(reply)
         if reply.ok:
             if kept is not None and kept != amps:

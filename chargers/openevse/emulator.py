@@ -11,7 +11,9 @@ It lives in the package (not under tests/) so that both the tests and users read
 
 What it enforces, as the controller does: checksums (`$NK` for a bad one), the `$GC` range
 and the over-temperature rule for `$SC` (`$NK` with the current it kept), `$SC n` writes
-EEPROM and `$SC n V` does not. It tracks sleep/enable/disable and the car's J1772 state
+EEPROM and `$SC n <flag>` does not, where the flag is the one the emulated firmware version
+documents (`N` before firmware D4.10.2, `V` from it; a protocol older than RAPI 2.0.2 takes
+no flag and refuses `$SC` with one). It tracks sleep/enable/disable and the car's J1772 state
 (A/B/C) so `$GS` and `$GG` agree with the commanded current, sends `$ST` on every state
 change, and injects faults: lost commands, noise and corrupted replies, late replies, and a
 reboot that forgets the volatile current.
@@ -86,6 +88,7 @@ class EmulatedEvse:
         self._drop = self._garble = self._delay_count = 0
         self._delay_s = 0.0
         self._interleave: list[str] = []
+        self._canned: dict[str, str] = {}
         self._charge_start = time.monotonic()
         self._last_tick = time.monotonic()
         self.session_ws = 0.0
@@ -195,6 +198,12 @@ class EmulatedEvse:
             self._drop = self._garble = self._delay_count = 0
             self._interleave = []
 
+    def answer_next(self, command: str, reply: str) -> None:
+        """Answer the next `$<command>` with `reply` (e.g. "$OK 99999 230000"): a well-formed
+        frame carrying values of a broken controller. The command is still executed."""
+        with self._lock:
+            self._canned[command] = reply
+
     def interleave(self, *lines: str) -> None:
         """Send these async lines (checksummed) between the next command and its reply."""
         with self._lock:
@@ -234,8 +243,8 @@ class EmulatedEvse:
                                frame.checksum)
         self.commands.append(frame)
         ok, params = self._command(frame.command, frame.params)
-        text = "$OK" if ok else "$NK"
-        text = " ".join((text, *params))
+        text = " ".join(("$OK" if ok else "$NK", *params))
+        text = self._canned.pop(frame.command, text)
         if frame.seq is not None:
             text += f" :{frame.seq:02X}"
         return _frame(text) if frame.checksum else text
@@ -258,8 +267,28 @@ class EmulatedEvse:
                 return True, [str(int(self.session_ws)), str(int(self.total_wh))]
             case "GP", _:
                 return True, ["235", str(rapi.NO_SENSOR), str(rapi.NO_SENSOR)]
-            case "SC", (amps,) | (amps, _):
-                return self._set_current(amps, volatile=len(params) == 2)
+            case "GT", _:  # the RTC: 2-digit year
+                now = time.localtime()
+                return True, [str(v) for v in (now.tm_year % 100, now.tm_mon, now.tm_mday,
+                                               now.tm_hour, now.tm_min, now.tm_sec)]
+            case ("G3" | "GH"), _:  # time limit (15 min units), energy limit (kWh): none
+                return True, ["0"]
+            case "GF", _:  # GFI, no-ground and stuck-relay trip counters, hex
+                return True, ["0", "0", "0"]
+            case "GA", _:  # ammeter scale factor and offset
+                return True, ["220", "0"]
+            case "FB", (color,) if color.isdigit():  # LCD backlight colour
+                return True, []
+            case "FP", (x, y, *_) if x.isdigit() and y.isdigit():  # print on the LCD
+                return True, []
+            case "SC", (amps,):
+                return self._set_current(amps, volatile=False)
+            case "SC", (amps, flag):
+                documented = rapi.volatile_flag(rapi.Version(self.firmware, self.protocol))
+                if documented is None:  # this firmware takes `$SC amps` only
+                    return False, []
+                # Read as documented: any other flag is no promise, so it counts as a write.
+                return self._set_current(amps, volatile=flag == documented)
             case "FE", ():
                 self.mode = "enabled"
                 return True, []
@@ -293,6 +322,24 @@ class EmulatedEvse:
         if refused and self.bare_nk:
             return False, []
         return not refused, [str(self.current_a)]
+
+    def status_json(self) -> dict[str, Any]:
+        """The WiFi module's `GET /status` (the fields it fills from RAPI)."""
+        with self._lock:
+            self._tick()
+            return {"mode": "STA", "wifi_client_connected": 1, "state": int(self.state),
+                    "pilot": self.current_a, "amp": self.draw_ma,
+                    "voltage": (self.voltage_mv or 230_000) / 1000,
+                    "wattsec": int(self.session_ws), "watthour": int(self.total_wh),
+                    "temp": 235, "elapsed": 0, "vehicle": int(self.car != "A")}
+
+    def config_json(self) -> dict[str, Any]:
+        """The WiFi module's `GET /config`: its own and the controller's versions."""
+        with self._lock:
+            return {"firmware": self.firmware, "protocol": self.protocol,
+                    "version": "4.1.0", "wifi_serial": "EMULATED01", "buildenv": "emulator",
+                    "min_current_hard": self.min_a, "max_current_hard": self.max_a,
+                    "max_current_soft": self.current_a, "service": 2}
 
     def set_current_commands(self) -> list[tuple[str, ...]]:
         """The parameters of every `$SC` received, e.g. [("16", "V")]."""
@@ -389,7 +436,8 @@ class SerialEmulator:
 
 
 class HttpEmulator:
-    """The WiFi module's `GET /r?rapi=…[&json=1]` on a free loopback port.
+    """The WiFi module's RAPI (`GET /r?rapi=…[&json=1]`, or the same as a `POST /r` form),
+    `GET /status` and `GET /config`, on a free loopback port.
 
     `username`/`password` turn on basic auth like the module's www_username/www_password;
     `blocked` lists commands (e.g. "SC") the module refuses with HTTP 400, as WiFi firmware
@@ -419,16 +467,41 @@ class HttpEmulator:
                     self.end_headers()
                     self.wfile.write(body)
 
-            def do_GET(self) -> None:
+            def _authorized(self) -> bool:
                 emulator.requests += 1
                 if expected is not None and self.headers.get("Authorization") != expected:
                     self._send(401, b"", "text/plain")
+                    return False
+                return True
+
+            def do_GET(self) -> None:
+                if not self._authorized():
                     return
                 url = urlsplit(self.path)
-                if url.path not in ("/r", "/rapi"):
+                if url.path in ("/status", "/config"):
+                    body = (emulator.controller.status_json() if url.path == "/status"
+                            else emulator.controller.config_json())
+                    self._send(200, json.dumps(body).encode(), "application/json")
+                elif url.path in ("/r", "/rapi"):
+                    self._rapi(parse_qs(url.query))
+                else:
                     self._send(404, b"", "text/plain")
+
+            def do_POST(self) -> None:
+                """`POST /r` with the same fields as a form (how newer clients send RAPI)."""
+                if not self._authorized():
                     return
-                query = parse_qs(url.query)
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = -1
+                if urlsplit(self.path).path not in ("/r", "/rapi") or not 0 <= length <= 4096:
+                    self._send(404 if length >= 0 else 400, b"", "text/plain")
+                    return
+                form = self.rfile.read(length).decode("ascii", errors="replace")
+                self._rapi(parse_qs(form))
+
+            def _rapi(self, query: dict[str, list[str]]) -> None:
                 as_json = query.get("json", ["0"])[0] in ("", "1", "true")
                 if "rapi" not in query:
                     self._send(200, b"<html>RAPI command: <form></form></html>", "text/html")

@@ -206,6 +206,19 @@ def state_text(code: int) -> str:
 
 # ---- typed replies ------------------------------------------------------------------------
 
+# What a controller can report at all; a value outside is a garbled or broken reply. The
+# firmware's highest current capacity is 80 A; mains is 100–240 V nominal.
+MAX_A = 100
+MIN_V, MAX_V = 50, 500
+MAX_SESSION_WS = 3_600_000_000  # 1 MWh
+MAX_TOTAL_WH = 100_000_000  # 100 MWh
+
+
+def _plausible(ok: bool, what: str, frame: Frame) -> None:
+    if not ok:
+        raise RapiError(f"{what}: implausible value in {frame.text()}")
+
+
 def _ints(frame: Frame, count: int, what: str) -> list[int]:
     """The first `count` parameters of an $OK reply as integers; extra fields are ignored
     (newer firmware appends some)."""
@@ -232,6 +245,47 @@ def parse_version(frame: Frame) -> Version:
     return Version(frame.params[0], frame.params[1])
 
 
+_VERSION_NUMBER = re.compile(r"[A-Za-z]*v?([0-9]{1,4}(?:\.[0-9]{1,4}){1,3})")
+
+
+def version_number(text: str) -> tuple[int, ...] | None:
+    """`"D4.10.1"`, `"7.1.3"`, `"v5.0.1.EU"` → (4, 10, 1) …; None when no number leads."""
+    match = _VERSION_NUMBER.match(text)
+    return tuple(int(part) for part in match.group(1).split(".")) if match else None
+
+
+# The flag that keeps `$SC amps <flag>` out of EEPROM, from the controller firmware's
+# published rapi_proc.h and CHANGELOG (github.com/lincomatic/open_evse):
+# * RAPI 2.0.2 / 1.0.4 (firmware D4.3.x, 2016-06-20) added `SC amps [N]`; earlier protocols
+#   have no volatile form at all: every `$SC` is written to EEPROM.
+# * Firmware D4.10.2 (2017-10-27; the change of 2017-10-10, still RAPI 4.0.1) documents
+#   `SC amps [V]`, and every later one `[V]` or `[V|M]` (5.x, where `M` sets the hardware
+#   maximum, written to EEPROM). The protocol version alone cannot tell: D4.10.0 and D4.10.1
+#   already report RAPI 4.0.1 and document `N`; since 2021 the firmware calls its protocol
+#   version deprecated, so the firmware version decides first.
+_V_SINCE_FIRMWARE = (4, 10, 2)
+_N_SINCE_PROTOCOL = ((1, 0, 4), (2, 0, 2))  # within RAPI 1.x, and from 2.0.2 on
+
+
+def volatile_flag(version: Version) -> str | None:
+    """The third `$SC` token that this controller documents as "do not save to EEPROM":
+    "V" or "N"; None when its documentation has none (or the version cannot be read)."""
+    firmware = version_number(version.firmware)
+    if firmware is not None and firmware >= _V_SINCE_FIRMWARE:
+        return "V"
+    protocol = version_number(version.protocol)
+    if protocol is None:
+        return None
+    if protocol >= (5,):
+        return "V"
+    if protocol >= (4, 0, 1):  # N before firmware D4.10.2, V from it: the firmware decides
+        return "N" if firmware is not None else None
+    one, two = _N_SINCE_PROTOCOL
+    if one <= protocol < (2,) or protocol >= two:
+        return "N"
+    return None
+
+
 @dataclass(frozen=True)
 class CurrentRange:
     """`$GC`: the settable current range in A."""
@@ -242,7 +296,7 @@ class CurrentRange:
 
 def parse_current_range(frame: Frame) -> CurrentRange:
     lo, hi = _ints(frame, 2, "current range")
-    if not 0 < lo <= hi:
+    if not 0 < lo <= hi <= MAX_A:
         raise RapiError(f"current range: implausible {frame.text()}")
     return CurrentRange(lo, hi)
 
@@ -261,6 +315,7 @@ class EvseSettings:
 
 def parse_settings(frame: Frame) -> EvseSettings:
     (current_a,) = _ints(frame, 1, "settings")
+    _plausible(0 <= current_a <= MAX_A, "settings", frame)
     if len(frame.params) < 2 or not _HEX.fullmatch(frame.params[1]):
         raise RapiError(f"settings: expected current and hex flags, got {frame.text()}")
     return EvseSettings(current_a, int(frame.params[1], 16))
@@ -295,6 +350,7 @@ def parse_status(frame: Frame) -> Status:
         raise RapiError(f"state: expected state and elapsed time, got {frame.text()}")
     state = parse_state(frame.params[0])
     (elapsed_s,) = _ints(Frame("OK", frame.params[1:2]), 1, "state")
+    _plausible(elapsed_s >= 0, "state", frame)
     # A third field that is not hex is some other firmware's: the state alone still answers.
     extra = frame.params[2] if len(frame.params) >= 3 else ""
     pilot = int(extra, 16) if _HEX.fullmatch(extra) else None
@@ -303,17 +359,21 @@ def parse_status(frame: Frame) -> Status:
 
 @dataclass(frozen=True)
 class Measurement:
-    """`$GG`: charging current in mA and voltage in mV (None: no voltmeter fitted)."""
+    """`$GG`: charging current in mA (None: no ammeter, the firmware reports -1) and voltage
+    in mV (None: no voltmeter fitted)."""
 
-    current_ma: int
+    current_ma: int | None
     voltage_mv: int | None
 
 
 def parse_measurement(frame: Frame) -> Measurement:
+    """Raises RapiError for a value no controller can measure (e.g. 10^92 mA)."""
     current_ma, voltage_mv = _ints(frame, 2, "current and voltage")
-    if current_ma < 0:
-        raise RapiError(f"current and voltage: negative current in {frame.text()}")
-    return Measurement(current_ma, voltage_mv if voltage_mv > 0 else None)
+    _plausible(current_ma == -1 or 0 <= current_ma <= MAX_A * 1000, "current", frame)
+    _plausible(voltage_mv <= 0 or MIN_V * 1000 <= voltage_mv <= MAX_V * 1000, "voltage",
+               frame)
+    return Measurement(current_ma if current_ma >= 0 else None,
+                       voltage_mv if voltage_mv > 0 else None)
 
 
 @dataclass(frozen=True)
@@ -326,6 +386,8 @@ class Energy:
 
 def parse_energy(frame: Frame) -> Energy:
     session_ws, total_wh = _ints(frame, 2, "energy")
+    _plausible(0 <= session_ws <= MAX_SESSION_WS and 0 <= total_wh <= MAX_TOTAL_WH, "energy",
+               frame)
     return Energy(session_ws, total_wh)
 
 
@@ -343,6 +405,8 @@ class Temperatures:
 
 def parse_temperatures(frame: Frame) -> Temperatures:
     values = _ints(frame, 3, "temperatures")
+    _plausible(all(v == NO_SENSOR or -600 <= v <= 2000 for v in values), "temperatures",
+               frame)
     a, b, c = (None if v == NO_SENSOR else v for v in values)
     return Temperatures(a, b, c)
 

@@ -143,7 +143,7 @@ def reply_from_body(body: str) -> tuple[str | None, str | None]:
     the reply after `&gt;`."""
     try:
         data: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply
         data = None
     if isinstance(data, dict):
         ret, error = data.get("ret"), data.get("error")

@@ -8,7 +8,6 @@ describes. Powers in W, currents in A, energy in Ws as the controller reports it
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
@@ -160,6 +159,12 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not a JSON number")
 
 
+# The most a wallbox can report: 3 × 100 A at 400 V, and 1 MWh in one session.
+MAX_CURRENT_A = 100.0
+MAX_POWER_W = 3 * 100 * 400.0
+MAX_ENERGY_WS = 3.6e9
+
+
 def decode_object(body: bytes, what: str) -> dict[str, Any]:
     """A reply body as a JSON object; WebAPIError saying how it is broken otherwise."""
     try:
@@ -177,6 +182,8 @@ def decode_object(body: bytes, what: str) -> dict[str, Any]:
                           f"{_snippet(text)}") from None
     except ValueError as exc:  # NaN / Infinity
         raise WebAPIError(f"{what}: {exc}: {_snippet(text)}") from None
+    except RecursionError:
+        raise WebAPIError(f"{what}: JSON nested too deeply: {_snippet(text)}") from None
     if not isinstance(value, dict):
         raise WebAPIError(f"{what}: expected a JSON object, got {type(value).__name__}")
     return value
@@ -193,11 +200,17 @@ def _value(obj: dict[str, Any], key: str, what: str) -> Any:
     return obj[key]
 
 
-def _number(obj: dict[str, Any], key: str, what: str) -> float:
+def _number(obj: dict[str, Any], key: str, what: str, low: float = -1e15,
+            high: float = 1e15) -> float:
+    """A JSON number within [low, high] (a value outside is implausible for the device)."""
     value = _value(obj, key, what)
-    if isinstance(value, bool) or not isinstance(value, int | float) \
-            or not math.isfinite(value):  # 1e999 parses as inf
-        raise WebAPIError(f"{what}: {key} should be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise WebAPIError(f"{what}: {key} should be a number, got {value!r:.60}")
+    # Compared before any float(): an integer beyond a float's range would overflow, and
+    # 1e999 parses as inf.
+    if not low <= value <= high:
+        raise WebAPIError(f"{what}: {key} {value!r:.30} is outside the plausible "
+                          f"{low:g}…{high:g}")
     return float(value)
 
 
@@ -237,10 +250,10 @@ def parse_status(body: bytes) -> Status:
     return Status(
         evse_state=_integer(obj, "EvseState", what),
         three_phase=_flag(obj, "ThreePhaseCharging", what),
-        current_a=_number(obj, "ActualCurrent", what),
-        power_w=_number(obj, "ActualPower", what),
+        current_a=_number(obj, "ActualCurrent", what, 0, MAX_CURRENT_A),
+        power_w=_number(obj, "ActualPower", what, 0, MAX_POWER_W),
         power_available_w=_optional(_number, obj, "ActualPowerAvailable", what),
-        energy_ws=_number(obj, "ActualEnergy", what),
+        energy_ws=_number(obj, "ActualEnergy", what, 0, MAX_ENERGY_WS),
         start_stop_allowed=_flag(obj, "StartStopAllowed", what),
         started=_flag(obj, "ChargerStarted", what),
     )
@@ -250,7 +263,7 @@ def parse_system_config(body: bytes) -> SystemConfig:
     what = "SystemConfig"
     obj = decode_object(body, what)
     return SystemConfig(
-        charge_current_a=_number(obj, "ChargeCurrent", what),
+        charge_current_a=_number(obj, "ChargeCurrent", what, 0, MAX_CURRENT_A),
         three_phase=_flag(obj, "Charge3Phase", what),
         control_strategy=_integer(obj, "ControlStrategy", what),
         meter2_type=_integer(obj, "Meter2Type", what),

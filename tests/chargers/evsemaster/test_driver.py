@@ -8,6 +8,7 @@ import socket
 import time
 import tomllib
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ from chargers.evsemaster import protocol as p
 from chargers.evsemaster.config import EVSEMasterConfig
 from chargers.evsemaster.driver import EVSEMasterCharger
 from chargers.evsemaster.emulator import BS20, EmulatorTiming, EVSEMasterEmulator
-from chargers.evsemaster.session import Timing
+from chargers.evsemaster.protocol import Cmd
+from chargers.evsemaster.session import Session, Timing
 from chargers.registry import create
 from divert.cli import main
 from divert.config import ConfigError, Settings, validate
@@ -334,3 +336,43 @@ def test_discover_command_errors(port: int, capsys: pytest.CaptureFixture[str]) 
         assert main(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"cannot listen on UDP port {port}" in err
+
+
+def test_unit_that_pushes_no_status_is_asked_and_starts(
+        port: int, charger: EVSEMasterEmulator) -> None:
+    charger.pushes_status = False
+    config = EVSEMasterConfig(name="carport", serial=SERIAL, port=port, password=PIN,
+                              max_current_a=16, restart_gap_s=30)
+    d = EVSEMasterCharger(config, timing=replace(APP_CLOCKS, status_request_s=0.3),
+                          connect_timeout_s=WAIT_S)
+    try:
+        d.connect()
+        d.set_current(10)
+        d.enable(True)
+        assert until(charging_at(d, 10.0))
+        assert [(e.kind, e.current_a) for e in charger.events] == [("login", 0), ("start", 10)]
+    finally:
+        d.close()
+
+
+def test_emulator_answers_what_other_clients_send(port: int,
+                                                  charger: EVSEMasterEmulator) -> None:
+    """Requests the OEM app and outside libraries send, each answered as a unit does."""
+    s = Session(SERIAL, PIN, port=port, bind_host="127.0.0.1", timing=APP_CLOCKS)
+    s.start()
+    try:
+        assert s.wait_logged_in(WAIT_S)
+        status = s.wait_status(WAIT_S)  # pushed by the emulator, as by the BS20
+        assert status is not None and status.emergency_button == 1  # as in the capture
+        amps = s.request(lambda serial, pw: p.encode(serial, pw, Cmd.MAX_CURRENT, b"\x02"),
+                         Cmd.MAX_CURRENT_RESPONSE)
+        assert amps == p.MaxCurrentSetting(2, 16)
+        alarm = s.request(lambda serial, pw: p.get_setting(serial, pw, Cmd.ALARM_STRATEGY),
+                          Cmd.ALARM_STRATEGY_RESPONSE)
+        assert alarm == p.ByteSetting(2, 0)
+        stop = s.request(lambda serial, pw: p.encode(serial, pw, Cmd.CHARGE_STOP,
+                                                     b"\x01" + b"someone".ljust(16, b"\0")),
+                         Cmd.CHARGE_STOP_RESPONSE)
+        assert stop == p.ChargeStopReply(1, 1, 0)
+    finally:
+        s.close()

@@ -391,3 +391,14 @@ def test_fuzz_mutated_captures(capture: str, edits: list[tuple[int, int]], cut: 
     else:
         mutated = mutated[:cut] if cut < len(mutated) else mutated
     _decode_all(mutated + bytes.fromhex(capture) if doubled else mutated)
+
+
+@pytest.mark.parametrize("offset, raw", [(1, b"\xff\xff"), (3, b"\xff\xff"),
+                                          (5, b"\x7f\xff\xff\xff")])
+def test_implausible_ac_status_is_refused(offset: int, raw: bytes) -> None:
+    """6553.5 V, 655.35 A or 2 GW in a well-formed datagram: refused, not used."""
+    good = bytes.fromhex("01092e00000000000000024081589258920102020d00000000")
+    assert p.ACStatus.from_payload(good).l1_voltage_v == 235.0
+    bad = good[:offset] + raw + good[offset + len(raw):]
+    with pytest.raises(ProtocolError, match="implausible"):
+        p.ACStatus.from_payload(bad)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from ocpp.exceptions import OCPPError
 from ocpp.routing import on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
@@ -61,12 +62,16 @@ class _GoE(ChargePoint):
     def on_change_configuration(self, key: str, value: str) -> Any:
         with self.fake.lock:
             self.fake.received.config.append((key, value))
+        if self.fake.config_error is not None:
+            raise self.fake.config_error  # the `ocpp` package answers it with a CALLERROR
         return call_result.ChangeConfiguration(status="Accepted")
 
     @on(Action.clear_charging_profile)
     def on_clear_charging_profile(self, **_: Any) -> Any:
         with self.fake.lock:
             self.fake.received.clears += 1
+            if self.fake.clear_error is not None:
+                raise self.fake.clear_error
             self.fake.received.profiles.clear()
         return call_result.ClearChargingProfile(status="Accepted")
 
@@ -91,6 +96,8 @@ class FakeGoE:
         self.lock = threading.Lock()
         self.received = Received()
         self.profile_answer = "Accepted"
+        self.config_error: OCPPError | None = None  # answer ChangeConfiguration with this
+        self.clear_error: OCPPError | None = None  # … and ClearChargingProfile
         self.transaction_id: int | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -121,6 +128,9 @@ class FakeGoE:
         return self._call(call.BootNotification(charge_point_model="Gemini flex",
                                                 charge_point_vendor="go-e",
                                                 firmware_version="56.8"))
+
+    def heartbeat(self) -> Any:
+        return self._call(call.Heartbeat())
 
     def status(self, status: str, error_code: str = "NoError", info: str | None = None) -> None:
         self._call(call.StatusNotification(connector_id=1, error_code=error_code,

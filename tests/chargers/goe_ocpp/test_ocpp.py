@@ -3,6 +3,7 @@ websockets on loopback: boot, transactions, meter values, profiles, security, ba
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shutil
@@ -15,8 +16,10 @@ from typing import Any
 import pytest
 from conftest import free_port
 from daemon_support import wait_for
+from ocpp.exceptions import InternalError
 from websockets.exceptions import InvalidMessage, InvalidStatus
 from websockets.sync.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from chargers.base import ChargerError
 from chargers.goe_ocpp.config import GoEOcppConfig, OcppConfig
@@ -118,6 +121,43 @@ def test_boot_sets_sample_interval_and_a_conservative_default(rig: Rig) -> None:
     reading = driver.read()
     assert (reading.vehicle_connected, reading.charging, reading.power_w, reading.state) == (
         False, False, 0.0, "no vehicle")
+
+
+@pytest.mark.parametrize("failing", ["config", "clear"])
+def test_boot_profile_arrives_when_the_charger_answers_callerror(rig: Rig,
+                                                                 failing: str) -> None:
+    """A go-e that answers ChangeConfiguration (or ClearChargingProfile) with a CALLERROR
+    still gets the 0 A default profile, and nothing else before it."""
+    driver = rig.driver(_charger())
+    fake = rig.goe()
+    error = InternalError(description="not today")
+    if failing == "config":
+        fake.config_error = error
+    else:
+        fake.clear_error = error
+    fake.connect()
+    fake.boot()
+    wait_for(lambda: fake.limit() is not None, what="the boot profile")
+    assert fake.received.config == [("MeterValueSampleInterval", "2")]
+    assert fake.received.clears == 1
+    assert _periods(fake) == [("TxDefaultProfile", 0.0, 3)]
+    assert fake.limit() == (0.0, 3)
+    driver.set_current(8.0)
+    driver.enable(True)
+    assert _periods(fake)[-1] == ("TxDefaultProfile", 8.0, 3)
+
+
+def test_reconnect_without_boot_clears_and_sets_the_default_first(rig: Rig) -> None:
+    driver, fake = _booted(rig)
+    fake.disconnect()
+    again = rig.goe()
+    again.clear_error = InternalError(description="busy")
+    again.connect()
+    again.heartbeat()  # an accepted charger speaks first; divert answers, then sets up
+    wait_for(lambda: again.limit() is not None, what="the default profile")
+    assert again.received.clears == 1
+    assert _periods(again)[0] == ("TxDefaultProfile", 0.0, 3)
+    assert driver.read().state != ""
 
 
 def test_transaction_meter_values_and_profiles_that_follow(rig: Rig) -> None:
@@ -276,6 +316,27 @@ def test_refused_at_the_handshake(rig: Rig, caplog: pytest.LogCaptureFixture, pa
     assert why in caplog.text
     with pytest.raises(ChargerError, match="is not connected to divert"):
         driver.read()
+
+
+def test_credentials_that_are_not_utf8_get_401(rig: Rig) -> None:
+    rig.driver(_charger())
+    token = base64.b64encode(b"goe-1:\xff\xfe-not-utf8").decode()
+    with pytest.raises(InvalidStatus) as err, ws_connect(
+            f"{rig.base}/goe-1", subprotocols=[Subprotocol("ocpp1.6")],
+            additional_headers={"Authorization": f"Basic {token}"}, open_timeout=5):
+        pass
+    assert err.value.response.status_code == 401
+
+
+def test_deeply_nested_frame_gets_a_callerror(rig: Rig) -> None:
+    rig.driver(_charger("goe-2"))
+    with ws_connect(f"{rig.base}/goe-2", subprotocols=[Subprotocol("ocpp1.6")],
+                    additional_headers=basic("goe-2", PASSWORD), open_timeout=5) as ws:
+        ws.send("[" * 20_000 + "]" * 20_000)  # within the 64 KiB frame limit
+        reply = json.loads(ws.recv(timeout=5))
+        assert reply[:3] == [4, "-1", "FormationViolation"]
+        ws.send(json.dumps([2, "h1", "Heartbeat", {}]))
+        assert json.loads(ws.recv(timeout=5))[:2] == [3, "h1"]  # the session goes on
 
 
 def test_the_id_is_the_last_path_segment(rig: Rig) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,21 @@ def test_unusable_values_are_skipped_and_named() -> None:
     assert "Power.Active.Import='abc' W" in s.skipped
 
 
+def test_implausible_values_are_skipped_not_infinite() -> None:
+    s = meter.parse([{"sampled_value": [
+        {"value": "1e306", "measurand": "Power.Active.Import", "unit": "kW"},
+        {"value": "1e306", "measurand": "Energy.Active.Import.Register", "unit": "kWh"},
+        {"value": "400", "measurand": "Current.Import", "phase": "L1"},
+        {"value": "-3", "measurand": "Current.Offered"},
+        {"value": "9000", "measurand": "Voltage", "phase": "L1-N"},
+        {"value": "230", "measurand": "Voltage", "phase": "L2-N"},
+    ]}])
+    assert (s.power_w, s.energy_wh, s.currents_a, s.offered_a) == (
+        None, None, (None, None, None), None)
+    assert s.voltages_v == (None, 230.0, None)
+    assert len(s.skipped) == 5 and "Power.Active.Import='1e306' kW" in s.skipped
+
+
 _scalar = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
 _sampled = st.fixed_dictionaries({"value": _scalar | st.lists(_scalar, max_size=2)}, optional={
     "measurand": st.sampled_from(["Power.Active.Import", "Current.Import", "Voltage",
@@ -122,7 +138,10 @@ def test_quantized_limits_are_valid_and_never_above(current_a: float) -> None:
     q = quantize_a(current_a)
     assert 0 <= q <= current_a + 1e-9
     assert current_a - q < 0.1 + 1e-9
-    _validated(set_profile(Setpoint(current_a, 3), datetime.now(UTC)))
+    body = _validated(set_profile(Setpoint(current_a, 3), datetime.now(UTC)))
+    limit = body["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
+    # On the wire an exact one-decimal number: its text is a whole number of tenths.
+    assert (Decimal(json.dumps(limit)) * 10) % 1 == 0
 
 
 def _sample(currents: tuple[float, float, float], offered: float | None = None

@@ -349,3 +349,58 @@ def test_commented_examples_in_config_example_validate() -> None:
     for block in blocks:
         data = tomllib.loads("\n".join(line.removeprefix("# ") for line in block.splitlines()))
         assert isinstance(validate(data, Path("example.toml")).chargers[0], OpenEVSEConfig)
+
+
+# --- the volatile flag by firmware version, and values no controller reports ---------------
+
+@pytest.mark.parametrize(("firmware", "protocol", "flag"), [
+    ("D4.3.1", "2.0.2", "N"),  # rapi_proc.h of 2016-06-20: `SC amps [N]`
+    ("D4.10.1", "4.0.1", "N"),  # RAPI 4.0.1 before the [V] documentation
+    ("D4.10.2", "4.0.1", "V"),
+    ("5.0.1", "4.0.1", "V"),
+    ("8.2.3", "5.2.1", "V"),
+])
+def test_current_changes_use_the_flag_the_firmware_documents(
+        make_rig: RigFactory, firmware: str, protocol: str, flag: str) -> None:
+    controller = EmulatedEvse(firmware=firmware, protocol=protocol, sequence_ids=False)
+    rig = make_rig("serial", controller)
+    driver = rig.charger()
+    driver.connect()
+    try:
+        driver.set_current(10)
+        driver.set_current(12.7)
+    finally:
+        driver.close()
+    assert controller.set_current_commands() == [("10", flag), ("12", flag)]
+    assert (controller.current_a, controller.eeprom_writes) == (12, 0)
+
+
+@pytest.mark.parametrize(("firmware", "protocol"), [
+    ("D3.5.0", "2.0.1"), ("D3.5.0", "1.0.3"), ("?", "?"), ("D4.10.1", "x")])
+def test_no_control_without_a_documented_volatile_flag(
+        make_rig: RigFactory, firmware: str, protocol: str) -> None:
+    controller = EmulatedEvse(firmware=firmware, protocol=protocol, sequence_ids=False)
+    driver = make_rig("serial", controller).charger()
+    try:
+        with pytest.raises(ChargerError, match="will not control it"):
+            driver.connect()
+        with pytest.raises(ChargerError, match="not connected"):
+            driver.set_current(10)
+    finally:
+        driver.close()
+    assert controller.set_current_commands() == []
+
+
+@pytest.mark.parametrize("reply", [
+    "$OK 1" + "0" * 92 + " 230000", "$OK 16000 9999999999", "$OK -5 230000"])
+def test_implausible_measurements_are_refused(make_rig: RigFactory, reply: str) -> None:
+    controller = EmulatedEvse()
+    controller.answer_next("GG", reply)
+    driver = make_rig("serial", controller).charger()
+    driver.connect()
+    try:
+        with pytest.raises(ChargerError, match="implausible"):
+            driver.read()
+        assert driver.read().current_a == 0.0  # the next, sane reply is used
+    finally:
+        driver.close()

@@ -208,3 +208,39 @@ def test_mqtt_front_end(broker: Broker) -> None:
         client.disconnect()
         client.loop_stop()
         emulator.stop()
+
+
+def test_read_only_and_display_commands_are_answered_as_the_controller_does() -> None:
+    c = EmulatedEvse()
+    for line in ("$GT", "$G3", "$GH", "$GF", "$GA", "$FB 2", "$FP 0 0 solar"):
+        reply = ask(c, line)
+        assert reply is not None and reply.startswith("$OK"), (line, reply)
+    assert ask(c, "$G3") == "$OK 0" and ask(c, "$GF") == "$OK 0 0 0"
+    assert len(rapi.decode(ask(c, "$GT") or "").params) == 6
+    assert ask(c, "$FB red") == "$NK"
+
+
+def test_old_firmware_takes_its_own_flag_and_no_flag_before_2_0_2() -> None:
+    n = EmulatedEvse(firmware="D4.3.1", protocol="2.0.2")
+    assert ask(n, "$SC 10 N") == "$OK 10" and n.eeprom_writes == 0
+    assert ask(n, "$SC 11 V") == "$OK 11" and n.eeprom_writes == 1  # undocumented: stored
+    old = EmulatedEvse(firmware="D3.5.0", protocol="2.0.1")
+    assert ask(old, "$SC 10 N") == "$NK" and old.current_a == 16
+    assert ask(old, "$SC 10") == "$OK 10" and old.eeprom_writes == 1
+
+
+def test_http_front_end_post_status_and_config() -> None:
+    c = EmulatedEvse(firmware="7.1.3", protocol="5.1.4")
+    c.plug_in()
+    emulator = HttpEmulator(c)
+    try:
+        with httpx.Client(base_url=emulator.url, timeout=5) as client:
+            posted = client.post("/r", data={"json": "1", "rapi": "$SC 10 V"})
+            assert posted.status_code == 200 and posted.json()["ret"].startswith("$OK 10")
+            status = client.get("/status").json()
+            assert (status["state"], status["pilot"], status["amp"]) == (3, 10, 10_000)
+            config = client.get("/config").json()
+            assert (config["firmware"], config["protocol"]) == ("7.1.3", "5.1.4")
+            assert client.post("/nothing", data={}).status_code == 404
+    finally:
+        emulator.stop()

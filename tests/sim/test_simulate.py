@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import subprocess
 import sys
@@ -115,6 +116,6 @@ def test_simulate_config_uses_the_drivers_control_kind(tmp_path: Path, entry: st
     assert charging, "the sample day charges"
     fine = any(a != round(a) for a in charging)
     assert fine == (control == "power")
-    changes_while_on = sum(1 for (a0, on0), (a1, on1) in zip(rows, rows[1:], strict=False)
+    changes_while_on = sum(1 for (a0, on0), (a1, on1) in itertools.pairwise(rows)
                            if on0 and on1 and a0 != a1)
     assert (changes_while_on == 0) == (control == "restart")

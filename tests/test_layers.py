@@ -8,6 +8,7 @@
     policies   divert/policies/                       core, standard library only
     core       divert/core/                           standard library only
     netconf    divert/netconf.py                      a leaf: no other layer
+    textfile   divert/textfile.py                     a leaf: reading files users name
 
 Nothing imports the daemon or the CLI but the CLI, and no module imports itself back
 through any chain of imports.
@@ -28,15 +29,17 @@ REPO = Path(__file__).resolve().parents[1]
 ALLOWED = {
     "root": set(),
     "netconf": set(),
+    "textfile": set(),
     "core": set(),
-    "policies": {"core"},
-    "sim": {"core", "policies"},
+    "policies": {"core", "textfile"},
+    "sim": {"core", "policies", "textfile"},
     "drivers": {"core", "netconf"},
-    "config": {"core", "netconf", "drivers"},
-    "daemon": {"core", "policies", "netconf", "drivers", "config", "root"},
-    "cli": {"core", "policies", "sim", "netconf", "drivers", "config", "daemon", "root"},
+    "config": {"core", "netconf", "drivers", "textfile"},
+    "daemon": {"core", "policies", "netconf", "drivers", "config", "root", "textfile"},
+    "cli": {"core", "policies", "sim", "netconf", "drivers", "config", "daemon", "root",
+            "textfile"},
 }
-STDLIB_ONLY = {"core", "policies"}
+STDLIB_ONLY = {"core", "policies", "textfile"}
 FORBIDDEN_THIRD_PARTY = {"daemon": {"numpy", "matplotlib"}}
 
 
@@ -47,7 +50,8 @@ def layer_of(module: str) -> str:
     if parts[0] == "chargers":
         return "cli" if parts[-1] == "cli" else "drivers"
     return {"core": "core", "policies": "policies", "sim": "sim", "daemon": "daemon",
-            "cli": "cli", "config": "config", "netconf": "netconf"}[parts[1]]
+            "cli": "cli", "config": "config", "netconf": "netconf",
+            "textfile": "textfile"}[parts[1]]
 
 
 def modules(root: Path) -> dict[str, Path]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -32,14 +33,22 @@ class PayloadError(ValueError):
     """A payload that does not hold a finite number where the feed expects one."""
 
 
+# The one number syntax feeds accept, in text and in quoted JSON strings: ASCII digits with
+# an optional sign, decimal point and exponent ("-12", "0.5", "1e3"), ASCII blanks around.
+# Python's float() would also take "１２", "١٢", "1_000", "\xa012" and "nan".
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_BLANKS = " \t\r\n"
+
+
 def parse_number(payload: bytes, json_path: str | None = None) -> float:
     """The number in `payload`: plain text, or the value at a dotted `json_path`.
 
-    Path parts index objects by key and lists by position (`phases.0`). A numeric string at
-    the path is accepted (some devices quote numbers); booleans and null are not.
+    Path parts index objects by key and lists by position (`phases.0`, ASCII digits only).
+    A numeric string at the path is accepted (some devices quote numbers); booleans and null
+    are not. Raises PayloadError, nothing else.
     """
     try:
-        text = payload.decode("utf-8").strip()
+        text = payload.decode("utf-8").strip(_BLANKS)
     except UnicodeDecodeError:
         raise PayloadError("not UTF-8 text") from None
     node: Any = text
@@ -48,14 +57,19 @@ def parse_number(payload: bytes, json_path: str | None = None) -> float:
             node = json.loads(text)
         except ValueError:
             raise PayloadError(f"not JSON: {_preview(text)}") from None
+        except RecursionError:
+            raise PayloadError(f"JSON nested too deeply: {_preview(text)}") from None
         for key in json_path.split("."):
             node = _index(node, key, json_path)
-    if isinstance(node, bool) or not isinstance(node, int | float | str):
-        raise PayloadError(f"not a number: {_preview(json.dumps(node))}")
+    if isinstance(node, str):
+        if not _NUMBER.fullmatch(node.strip(_BLANKS)):
+            raise PayloadError(f"not a number: {_preview(node)}")
+    elif isinstance(node, bool) or not isinstance(node, int | float):
+        raise PayloadError(f"not a number: {_kind(node)}")
     try:
         value = float(node)
-    except ValueError:
-        raise PayloadError(f"not a number: {_preview(str(node))}") from None
+    except OverflowError:  # a JSON integer beyond a float's range
+        value = math.inf
     if not math.isfinite(value):
         raise PayloadError(f"not a finite number: {_preview(str(node))}")
     return value
@@ -63,15 +77,21 @@ def parse_number(payload: bytes, json_path: str | None = None) -> float:
 
 def _index(node: Any, key: str, path: str) -> Any:
     if isinstance(node, list):
-        try:
-            return node[int(key)]
-        except (ValueError, IndexError):
-            raise PayloadError(f"{path}: no list index {key!r}") from None
+        if not (key.isascii() and key.isdigit() and len(key) < 10 and int(key) < len(node)):
+            raise PayloadError(f"{path}: no list index {_preview(key)}")
+        return node[int(key)]
     if isinstance(node, dict):
         if key not in node:
-            raise PayloadError(f"{path}: no key {key!r}")
+            raise PayloadError(f"{path}: no key {_preview(key)}")
         return node[key]
-    raise PayloadError(f"{path}: {key!r} is not in an object or list")
+    raise PayloadError(f"{path}: {_preview(key)} is not in an object or list")
+
+
+def _kind(node: Any) -> str:
+    """A JSON value that is not a number, in words (never the whole value: it may be huge)."""
+    if node is None or isinstance(node, bool):
+        return json.dumps(node)
+    return "an object" if isinstance(node, dict) else "a list"
 
 
 def _preview(text: str, limit: int = 60) -> str:

@@ -24,7 +24,9 @@ from divert.daemon.feeds import Feed, Feeds, FeedSpec, PayloadError, parse_numbe
     (b'{"power": {"total": -3.2}}', "power.total", -3.2),
     (b'{"phases": [100, 200, 300]}', "phases.1", 200.0),
     (b'[{"w": 1}, {"w": 2}]', "1.w", 2.0),
-    (b'{"phases": [100, 200, 300]}', "phases.-1", 300.0),
+    (b"+5", None, 5.0), (b".5", None, 0.5), (b"5.", None, 5.0), (b"\t7\r\n", None, 7.0),
+    (b'{"v": " 17 "}', "v", 17.0),
+    (b'{"-1": 4}', "-1", 4.0),  # an object's key may look like a negative index
 ])
 def test_numbers_are_read(payload: bytes, path: str | None, value: float) -> None:
     assert parse_number(payload, path) == value
@@ -37,6 +39,17 @@ def test_numbers_are_read(payload: bytes, path: str | None, value: float) -> Non
     (b'{"value": true}', "value"), (b'{"value": "ON"}', "value"), (b'{"value": [1]}', "value"),
     (b'{"value": NaN}', "value"), (b'{"phases": [1]}', "phases.3"), (b'{"a": 1}', "a.b"),
     (b'{"phases": [1]}', "phases.x"),
+    # Issue 14: only ASCII numbers; no negative list positions.
+    ("１２".encode(), None), ("١٢".encode(), None), ("\xa012".encode(), None),
+    (b"1_000", None), (b"1_0", None), (b"0x10", None), (b"1e", None), (b"--1", None),
+    ('{"v": "１２"}'.encode(), "v"), ('{"v": "\xa012"}'.encode(), "v"),
+    (b'{"v": "1_000"}', "v"), (b'{"v": "nan"}', "v"), (b'{"v": "Infinity"}', "v"),
+    (b'{"phases": [100, 200, 300]}', "phases.-1"), (b'{"phases": [1]}', "phases.+0"),
+    ('{"phases": [1, 2]}'.encode(), "phases.١"),
+    # Issue 14: nested too deeply (RecursionError) and integers beyond a float (Overflow).
+    (b"[" * 100_000 + b"]" * 100_000, "0"), (b'{"v": ' + b"[" * 5000 + b"]" * 5000 + b"}", "v"),
+    (b'{"v": 1' + b"0" * 400 + b"}", "v"), (b'{"v": -1' + b"0" * 400 + b"}", "v"),
+    (b'{"v": 1' + b"0" * 5000 + b"}", "v"), (b"1" + b"0" * 400, None),
 ])
 def test_garbage_is_rejected(payload: bytes, path: str | None) -> None:
     with pytest.raises(PayloadError):
@@ -106,3 +119,16 @@ def test_feeds_share_topics_and_ignore_retained_power() -> None:
                               "battery_soc": 55.0}
     now[0] = 61.0
     assert set(feeds.values().values()) == {None}
+
+
+def test_hostile_payloads_are_counted_and_logged_once_a_minute(
+        caplog: pytest.LogCaptureFixture) -> None:
+    feed = Feed(FeedSpec("grid", "home/grid", json_path="v", max_age_s=600.0))
+    assert feed.offer(b'{"v": 100}', 0.0)
+    hostile = [b"[" * 100_000, b'{"v": 1' + b"0" * 400 + b"}", '{"v": "１２"}'.encode()]
+    with caplog.at_level(logging.WARNING):
+        for i, payload in enumerate(hostile * 10):
+            assert not feed.offer(payload, 1.0 + i)
+    assert feed.errors == 30
+    assert len(caplog.records) == 1 and "nested too deeply" in caplog.records[0].getMessage()
+    assert feed.value(40.0) == 100.0

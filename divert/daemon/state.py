@@ -2,23 +2,125 @@
 
 A write goes to a temporary file beside the target, is fsynced, renamed over the target and
 the directory fsynced: after a power cut the file is the old or the new version, never a mix.
-A file that cannot be read or parsed is reported, renamed aside (kept for inspection) and the
-daemon starts afresh; the relay guard then errs on the side of no history.
+A file that cannot be read or parsed, or whose content is implausible (wrong types, NaN,
+times beyond the near future, negative amounts), is reported, renamed aside (kept for
+inspection) and the daemon starts afresh; the relay guard then errs on the side of no history.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from divert.core.modes import Mode
+from divert.textfile import MissingFile, UnreadableFile, read_text
+
 log = logging.getLogger(__name__)
 
 VERSION = 1
+MAX_STATE_BYTES = 16 * 1024 * 1024
+NEAR_FUTURE_S = 86400.0  # a saved time up to a day ahead of the clock: a clock set back
+MAX_CURRENT_A = 100.0  # per phase: more than any charger divert drives
+MAX_ENERGY_WH = 1e12
+MAX_TIMES = 100_000  # relay times kept per charger (a day's starts are a handful)
+
+
+class StateError(ValueError):
+    """Why the content of a state file is unusable: the first bad key and what is wrong."""
+
+
+def validate(data: Any, now_s: float) -> dict[str, Any]:
+    """`data` if it is a plausible version-1 state at wall-clock time `now_s` (unix s);
+    StateError otherwise. Keys the daemon reads are checked; other keys are left alone."""
+    top = _object(data, "(top level)")
+    if type(top.get("version")) is not int or top["version"] != VERSION:
+        raise StateError(f"not a version {VERSION} state object")
+    _time(top.get("saved_at"), "saved_at", now_s)
+    _mode(top.get("config_mode"), "config_mode")
+    _mode(top.get("mode"), "mode")
+    if top.get("limit_a") is not None:
+        _amount(top["limit_a"], "limit_a", MAX_CURRENT_A)
+    for name, entry in _object(top.get("chargers"), "chargers").items():
+        where = f"chargers.{name[:40]}"
+        entry = _object(entry, where)
+        for key in ("ev_from_surplus_wh", "ev_from_grid_wh"):
+            _amount(entry.get(key), f"{where}.{key}", MAX_ENERGY_WH)
+        controller = _object(entry.get("controller"), f"{where}.controller")
+        where += ".controller"
+        if "setpoint_a" in controller:
+            _amount(controller["setpoint_a"], f"{where}.setpoint_a", MAX_CURRENT_A)
+        if "mode" in controller:
+            _mode(controller["mode"], f"{where}.mode")
+        phases = controller.get("phases", 1)
+        if type(phases) is not int or phases not in (1, 2, 3):
+            raise StateError(f"{where}.phases: expected 1, 2 or 3, got {_preview(phases)}")
+        guard = _object(controller.get("guard", {}), f"{where}.guard")
+        where += ".guard"
+        if type(guard.get("on", False)) is not bool:
+            raise StateError(f"{where}.on: expected true or false, got {_preview(guard['on'])}")
+        for key in ("changed_s", "switched_s"):
+            if guard.get(key) is not None:
+                _time(guard[key], f"{where}.{key}", now_s)
+        for key in ("starts_s", "switch_starts_s"):
+            times = guard.get(key, [])
+            if not isinstance(times, list) or len(times) > MAX_TIMES:
+                raise StateError(f"{where}.{key}: expected a list of at most {MAX_TIMES} "
+                                 f"times, got {_preview(times)}")
+            for i, t in enumerate(times):
+                _time(t, f"{where}.{key}[{i}]", now_s)
+    return top
+
+
+def _object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise StateError(f"{where}: expected an object, got {_preview(value)}")
+    return value
+
+
+def _number(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise StateError(f"{where}: expected a number, got {_preview(value)}")
+    try:
+        out = float(value)
+    except OverflowError:
+        out = math.inf
+    if not math.isfinite(out):
+        raise StateError(f"{where}: expected a finite number, got {_preview(value)}")
+    return out
+
+
+def _time(value: Any, where: str, now_s: float) -> None:
+    """A wall-clock time in unix s, from 1970 to a day ahead of now."""
+    t = _number(value, where)
+    if not 0 <= t <= now_s + NEAR_FUTURE_S:
+        raise StateError(f"{where}: time {t:.0f} is not between 1970 and a day from now")
+
+
+def _amount(value: Any, where: str, high: float) -> None:
+    x = _number(value, where)
+    if not 0 <= x <= high:
+        raise StateError(f"{where}: expected 0 to {high:g}, got {x:g}")
+
+
+def _mode(value: Any, where: str) -> None:
+    if not isinstance(value, str) or value not in {m.value for m in Mode}:
+        raise StateError(f"{where}: expected one of {', '.join(Mode)}, got {_preview(value)}")
+
+
+def _preview(value: Any, limit: int = 40) -> str:
+    if isinstance(value, dict | list):
+        return f"an {'object' if isinstance(value, dict) else 'array'} of {len(value)}"
+    try:
+        text = repr(value)
+    except ValueError:  # an integer with more digits than Python prints
+        return "a huge integer"
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 class StateFile:
@@ -28,10 +130,10 @@ class StateFile:
     def load(self) -> dict[str, Any] | None:
         """The saved state, or None if there is none or it is unusable (then set aside)."""
         try:
-            text = self.path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+            text = read_text(self.path, MAX_STATE_BYTES)
+        except MissingFile:
             return None
-        except (OSError, UnicodeDecodeError) as exc:
+        except UnreadableFile as exc:
             self.set_aside(f"cannot read: {exc}")
             return None
         try:
@@ -39,10 +141,14 @@ class StateFile:
         except ValueError as exc:
             self.set_aside(f"not valid JSON (truncated?): {exc}")
             return None
-        if not isinstance(data, dict) or data.get("version") != VERSION:
-            self.set_aside(f"not a version {VERSION} state object")
+        except RecursionError:
+            self.set_aside("JSON nested too deeply")
             return None
-        return data
+        try:
+            return validate(data, time.time())
+        except StateError as exc:
+            self.set_aside(f"implausible content: {exc}")
+            return None
 
     def set_aside(self, why: str) -> None:
         """Report an unusable state file and move it out of the way."""

@@ -218,6 +218,7 @@ _GOOD_STATE: dict[str, Any] = {
     '{"version": 1, "chargers": {"garage": {"controller": {"gua',  # truncated
     '{"version": 1}',
     json.dumps({**_GOOD_STATE, "mode": "turbo"}),
+    json.dumps({**_GOOD_STATE, "saved_at": 1e18}),  # issue 14: `divert run` exited 1
     json.dumps({**_GOOD_STATE, "chargers": {"garage": {
         **_GOOD_STATE["chargers"]["garage"], "ev_from_grid_wh": -5}}}),
     json.dumps({**_GOOD_STATE, "chargers": {"garage": {

@@ -29,9 +29,11 @@ from divert.core.controller import Controller, Decision, Inputs
 from divert.core.reasons import Reason
 from divert.sim.oracle import OraclePlant, bound_at_share
 from divert.sim.score import Score, score
-from divert.sim.trace import FloatArray, Trace
+from divert.sim.trace import FloatArray, Trace, TraceError
 
 PlantName = Literal["ideal", "realistic"]
+# The realistic plant keeps every second in memory (about 300 bytes each): a week is ~200 MB.
+MAX_REALISTIC_SPAN_S = 7 * 86400.0
 
 # The reference's ideal plant: 240 V single phase, 6–32 A in whole amps.
 BENCH_CAPS = Capabilities(control=ControlKind.CURRENT, min_current_a=6, max_current_a=32,
@@ -102,7 +104,13 @@ def run_realistic(trace: Trace, controller: Controller,
     """The trace interpolated to 1 s; the controller every `tick_s` on delayed meter values.
 
     The per-second EV model runs on plain floats (a numpy scalar access costs more than the
-    arithmetic); the controller is called exactly as the daemon calls it."""
+    arithmetic); the controller is called exactly as the daemon calls it. TraceError for a
+    trace longer than MAX_REALISTIC_SPAN_S."""
+    span_s = float(trace.time_s[-1] - trace.time_s[0])
+    if span_s > MAX_REALISTIC_SPAN_S:
+        raise TraceError(f"{trace.name}: spans {span_s / 86400:.1f} days; the realistic plant "
+                         f"simulates every second of at most {MAX_REALISTIC_SPAN_S / 86400:.0f}"
+                         f" days (split the trace, or use the ideal plant)")
     p = params or RealisticParams()
     t = np.arange(trace.time_s[0], trace.time_s[-1] + 1.0, 1.0)
     solar_w = np.interp(t, trace.time_s, trace.solar_w)

@@ -17,12 +17,24 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from divert.textfile import UnreadableFile, read_text
+
 Format = Literal["auto", "native", "openevse"]
 FloatArray = npt.NDArray[np.float64]
 
 
 class TraceError(ValueError):
-    """A trace file that cannot be read."""
+    """A trace file that cannot be read, or whose times or powers are absurd."""
+
+
+MAX_TRACE_BYTES = 64 * 1024 * 1024  # a year of one-minute rows is about 20 MiB
+# Plausible values: times from 1970 to 2100 (unix s), no two rows more than a day apart
+# (a longer gap is a merge of unrelated recordings), powers within ±10 MW, measured
+# voltages above 0 and up to 1000 V.
+MAX_TIME_S = 4_102_444_800.0
+MAX_GAP_S = 86_400.0
+MAX_POWER_W = 10e6
+MAX_VOLTAGE_V = 1000.0
 
 
 @dataclass(frozen=True)
@@ -81,7 +93,10 @@ def _time(cell: str, day: dt.date | None = None) -> float | None:
         return None
     if stamp.tzinfo is None:
         stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.timestamp()
+    try:
+        return stamp.timestamp()
+    except (OverflowError, ValueError):  # year 1 in a zone east of UTC
+        return None
 
 
 def _rows(text: str) -> list[list[str]]:
@@ -102,12 +117,12 @@ def _openevse(name: str, rows: list[list[str]], scale: float) -> Trace:
         if len(row) < (3 if has_grid or has_voltage else 2) or any(v is None for v in values):
             continue
         cols[0].append(values[0] or 0.0)
-        cols[1].append(round((values[1] or 0.0) * scale))
+        cols[1].append(values[1] or 0.0)
         cols[2].append(values[2] if len(values) > 2 and values[2] is not None else math.nan)
     if not cols[0]:
         raise TraceError(f"{name}: no readable rows")
     time_s = np.asarray(cols[0])
-    solar_w = np.asarray(cols[1], dtype=np.float64)
+    solar_w = np.round(np.asarray(cols[1], dtype=np.float64) * scale)
     third = np.asarray(cols[2])
     if has_grid:
         grid_w = np.round(third)
@@ -141,8 +156,6 @@ def _native(name: str, rows: list[list[str]]) -> Trace:
     if not out["time"]:
         raise TraceError(f"{name}: no readable rows")
     time_s, solar_w = np.asarray(out["time"]), np.asarray(out["solar_w"])
-    if np.any(np.diff(time_s) < 0):
-        raise TraceError(f"{name}: times must not go backwards")
     volts_v = np.asarray(out["voltage_v"])
     if other == "grid_w":
         grid_w = np.asarray(out["grid_w"])
@@ -150,22 +163,54 @@ def _native(name: str, rows: list[list[str]]) -> Trace:
     return Trace(name, time_s, solar_w, np.asarray(out["load_w"]), volts_v)
 
 
+def _checked(tr: Trace) -> Trace:
+    """`tr` if its times run forwards, within MAX_TIME_S and MAX_GAP_S, its powers within
+    ±MAX_POWER_W and its voltages plausible; TraceError saying which row is absurd otherwise."""
+    t = tr.time_s
+    bad = np.flatnonzero((t < 0) | (t > MAX_TIME_S))
+    if bad.size:
+        raise TraceError(f"{tr.name}: row {bad[0] + 1}: time {t[bad[0]]:g} s is not between "
+                         f"1970 and 2100")
+    dt = np.diff(t)
+    if np.any(dt < 0):
+        raise TraceError(f"{tr.name}: times must not go backwards (row "
+                         f"{np.flatnonzero(dt < 0)[0] + 2})")
+    if np.any(dt > MAX_GAP_S):
+        row = np.flatnonzero(dt > MAX_GAP_S)[0]
+        raise TraceError(f"{tr.name}: a gap of {dt[row] / 3600:.0f} h before row {row + 2} "
+                         f"(at most {MAX_GAP_S / 3600:.0f} h): split the trace")
+    for label, values in (("solar", tr.solar_w), ("grid", tr.grid_w), ("load", tr.load_w)):
+        if values is not None and not np.all(np.abs(values) <= MAX_POWER_W):
+            row = np.flatnonzero(~(np.abs(values) <= MAX_POWER_W))[0]
+            raise TraceError(f"{tr.name}: row {row + 1}: {label} power {values[row]:g} W is "
+                             f"beyond ±{MAX_POWER_W / 1e6:g} MW")
+    volts = tr.voltage_v
+    bad = np.flatnonzero(~np.isnan(volts) & ((volts <= 0) | (volts > MAX_VOLTAGE_V)))
+    if bad.size:
+        raise TraceError(f"{tr.name}: row {bad[0] + 1}: voltage {volts[bad[0]]:g} V is not "
+                         f"between 0 and {MAX_VOLTAGE_V:g} V")
+    return tr
+
+
 def parse(text: str, name: str, fmt: Format = "auto") -> Trace:
+    """A trace from CSV text; TraceError for an unreadable or implausible one."""
     rows = _rows(text)
     if len(rows) < 2:
         raise TraceError(f"{name}: empty trace")
     if fmt == "auto":
         fmt = "native" if "solar_w" in [h.strip() for h in rows[0]] else "openevse"
-    if fmt == "native":
-        return _native(name, rows)
-    scale = 1000.0 if "[kw]" in " ".join(rows[0]).lower() else 1.0
-    return _openevse(name, rows, scale)
+    with np.errstate(over="ignore", invalid="ignore"):  # absurd values: _checked says so
+        if fmt == "native":
+            return _checked(_native(name, rows))
+        scale = 1000.0 if "[kw]" in " ".join(rows[0]).lower() else 1.0
+        return _checked(_openevse(name, rows, scale))
 
 
 def load(path: Path, fmt: Format = "auto") -> Trace:
-    """Read a trace file; raises TraceError for anything unreadable."""
+    """Read a trace file (a regular file of at most MAX_TRACE_BYTES); raises TraceError for
+    anything unreadable."""
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text(path, MAX_TRACE_BYTES, "utf-8-sig")
+    except UnreadableFile as exc:
         raise TraceError(f"{path}: cannot read: {exc}") from None
     return parse(text, path.stem, fmt)

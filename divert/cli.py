@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from importlib import resources
@@ -30,6 +31,7 @@ def _settings_or_exit(path: Path):  # type: ignore[no-untyped-def]
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from divert.config import ConfigError, require_charger
     from divert.policies.presets import PresetError, load_preset
 
     settings = _settings_or_exit(args.config)
@@ -37,6 +39,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
         load_preset(settings.policy.preset)
     except PresetError as exc:
         print(f"{args.config}: policy.preset: {exc}", file=sys.stderr)
+        return 1
+    try:
+        require_charger(settings, args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
         return 1
     names = ", ".join(f"{c.name} ({c.type})" for c in settings.chargers) or "none"
     print(f"{args.config}: valid; preset {settings.policy.preset}, mode {settings.policy.mode},"
@@ -51,16 +58,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 
     settings = _settings_or_exit(args.config) if args.config else None
     preset_name = args.policy or (settings.policy.preset if settings else "balanced")
-    try:
-        preset = load_preset(preset_name)
-        if args.trace:
-            tr = trace.load(args.trace, args.format)
-        else:
-            sample = resources.files("divert.sim").joinpath("data/sample-day.csv")
-            tr = trace.parse(sample.read_text(encoding="utf-8"), "sample-day", "native")
-    except (PresetError, trace.TraceError) as exc:
-        print(f"divert simulate: {exc}", file=sys.stderr)
-        return 1
     caps = simulate.BENCH_CAPS
     mode = Mode.SOLAR
     if settings is not None:
@@ -68,19 +65,32 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if settings.chargers:
             caps = settings.chargers[0].capabilities()
     relay = settings.relay.model_dump() if settings else None
-    steps = simulate.run(tr, lambda: preset.controller(caps, mode, relay),
-                         args.plant)
+    try:
+        preset = load_preset(preset_name)
+        if args.trace:
+            tr = trace.load(args.trace, args.format)
+        else:
+            sample = resources.files("divert.sim").joinpath("data/sample-day.csv")
+            tr = trace.parse(sample.read_text(encoding="utf-8"), "sample-day", "native")
+        steps = simulate.run(tr, lambda: preset.controller(caps, mode, relay), args.plant)
+    except (PresetError, trace.TraceError) as exc:
+        print(f"divert simulate: {exc}", file=sys.stderr)
+        return 1
     data = simulate.summary(tr, steps, caps)
     data.update(policy=preset.name, plant=args.plant, control=str(caps.control))
     out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    simulate.write_steps(steps, out / "steps.csv")
-    simulate.write_summary(data, out / "summary.json")
-    if plot.available():
-        plot.plot_day(steps, f"{tr.name}: {preset.name}, {args.plant} plant", out / "plot.png",
-                      caps.power_w(1.0))
-    elif not args.json:
-        print("plot skipped: install the plot extra (pip install 'divert[plot]')")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        simulate.write_steps(steps, out / "steps.csv")
+        simulate.write_summary(data, out / "summary.json")
+        if plot.available():
+            plot.plot_day(steps, f"{tr.name}: {preset.name}, {args.plant} plant",
+                          out / "plot.png", caps.power_w(1.0))
+        elif not args.json:
+            print("plot skipped: install the plot extra (pip install 'divert[plot]')")
+    except OSError as exc:
+        print(f"divert simulate: cannot write to {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     if args.json:
         print(json.dumps(data, indent=2))
     else:
@@ -117,19 +127,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
+    for command in sub.choices.values():  # `divert run -c x -v` as well as `divert -v run …`
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="debug logging")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:  # httpx logs every request at INFO: every charger poll, every loop
-        logging.getLogger("httpx").setLevel(logging.WARNING)
+    """The exit status: 0, or 1 with one line per problem on stderr (no traceback), also
+    when interrupted (Ctrl-C) or when the reader of the output goes away (`| head`)."""
     try:
+        args = build_parser().parse_args(argv)
+        logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        if not args.verbose:  # httpx logs every request at INFO: every charger poll, every loop
+            logging.getLogger("httpx").setLevel(logging.WARNING)
         return int(args.func(args))
     except KeyboardInterrupt:
-        return 130
+        print("divert: interrupted", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # Nothing more can be written to stdout; point it at /dev/null so that the flush at
+        # exit does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print("divert: output closed early (broken pipe)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -6,6 +6,8 @@ Environment overrides use `__` between levels: `DIVERT_MQTT__HOST=broker`,
 
 from __future__ import annotations
 
+import math
+import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +22,25 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from chargers.goe_ocpp.config import OcppConfig
 from chargers.registry import AnyChargerConfig, DriverEnv
 from divert.core.modes import Mode
 from divert.netconf import MqttConfig, listen_address
+from divert.textfile import UnreadableFile, read_text
+
+MAX_CONFIG_BYTES = 1024 * 1024
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class FeedConfig(_Section):
@@ -37,9 +48,16 @@ class FeedConfig(_Section):
 
     topic: str = Field(min_length=1)
     json_path: str | None = None  # e.g. "ENERGY.Power", "value", "power.total", "phases.0"
-    scale: float = 1.0  # multiply the payload: 1000 for kW
+    scale: float = Field(1.0, ge=-1e6, le=1e6)  # multiply the payload: 1000 for kW
     invert: bool = False  # flip the sign (e.g. a meter that reports export as positive)
-    max_age_s: float = Field(60.0, gt=0)
+    max_age_s: float = Field(60.0, gt=0, le=86400)
+
+    @field_validator("scale")
+    @classmethod
+    def _nonzero(cls, scale: float) -> float:
+        if scale == 0:
+            raise ValueError("must not be 0 (every value would read as 0)")
+        return scale
 
 
 class GridFeedConfig(FeedConfig):
@@ -121,7 +139,7 @@ class ScheduleEntry(_Section):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DIVERT_", env_nested_delimiter="__",
-                                      extra="forbid", frozen=True)
+                                      extra="forbid", frozen=True, allow_inf_nan=False)
 
     mqtt: MqttConfig = MqttConfig()
     feeds: FeedsConfig = FeedsConfig()
@@ -168,15 +186,20 @@ class Settings(BaseSettings):
         return env_settings, init_settings
 
 
+ENV_PREFIX = "DIVERT_"
+
+
 @dataclass(frozen=True)
 class ConfigError(Exception):
-    """An invalid config: which file, which key, and why — ready to print."""
+    """An invalid config: which file, which key, and why — ready to print. A problem with an
+    environment override names the variable instead (`DIVERT_MQTT__PORT: …`)."""
 
     path: Path
-    problems: tuple[str, ...]
+    problems: tuple[str, ...]  # "key: reason", in the file
+    env_problems: tuple[str, ...] = ()  # "DIVERT_…: reason"
 
     def __str__(self) -> str:
-        return "\n".join(f"{self.path}: {p}" for p in self.problems)
+        return "\n".join([*(f"{self.path}: {p}" for p in self.problems), *self.env_problems])
 
 
 def _key_path(loc: tuple[int | str, ...], tags: set[str]) -> str:
@@ -191,36 +214,108 @@ def _key_path(loc: tuple[int | str, ...], tags: set[str]) -> str:
     return out or "(top level)"
 
 
-def _describe(err: dict[str, Any], tags: set[str]) -> str:
-    key = _key_path(tuple(err["loc"]), tags)
+def _env_var(loc: tuple[int | str, ...], env: dict[str, Any]) -> tuple[str, int] | None:
+    """The `DIVERT_…` variable the value at `loc` came from, and how many parts of `loc` it
+    names; None when the value came from the file.
+
+    Environment values are keyed like the file (`DIVERT_MQTT__PORT` → mqtt.port); a list is
+    one variable holding JSON (`DIVERT_CHARGERS`)."""
+    node: Any = env
+    for depth, part in enumerate(loc, 1):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+        if not isinstance(node, dict):
+            return ENV_PREFIX + "__".join(str(p) for p in loc[:depth]).upper(), depth
+    return None
+
+
+def _preview(value: Any, limit: int = 40) -> str:
+    try:
+        text = repr(value)
+    except ValueError:  # an integer with more digits than Python will print
+        return "a number too large to print"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _reason(err: dict[str, Any]) -> str:
     msg = str(err["msg"]).removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        return f"{key}: unknown key"
+        return "unknown key"
     if err["type"] == "union_tag_invalid":
         ctx = err.get("ctx", {})
-        return f"{key}.type: unknown type {ctx.get('tag')!r}, expected {ctx.get('expected_tags')}"
+        return f"unknown type {ctx.get('tag')!r}, expected {ctx.get('expected_tags')}"
+    if err["type"] == "finite_number":
+        return f"must be a finite number, got {_preview(err['input'])}"
     if err["type"] in ("less_than_equal", "greater_than_equal", "less_than", "greater_than"):
-        return f"{key}: {msg.lower()}, got {err['input']!r}"
-    return f"{key}: {msg}"
+        value = err["input"]
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number, got {value!r}"
+        return f"{msg.lower()}, got {_preview(value)}"
+    return msg
+
+
+def _charger_tags(chargers: Any) -> set[str]:
+    if not isinstance(chargers, list):
+        return set()
+    return {str(c.get("type")) for c in chargers if isinstance(c, dict)}
 
 
 def validate(data: dict[str, Any], path: Path) -> Settings:
-    """Settings from already parsed TOML, or ConfigError naming every bad key."""
+    """Settings from already parsed TOML (and the environment), or ConfigError naming every
+    bad key or variable."""
+    # pydantic-settings takes keyword arguments starting with "_" as its own options
+    # (`_env_file`, `_secrets_dir`, …): in a config file they are just unknown keys.
+    options = sorted(k for k in data if k.startswith("_"))
+    if options:
+        raise ConfigError(path, tuple(f"{k}: unknown key" for k in options))
+    try:
+        env: dict[str, Any] = EnvSettingsSource(Settings)()
+    except SettingsError as exc:  # a variable holding a list or table that is not JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = ENV_PREFIX + field.group(1).upper() if field else f"{ENV_PREFIX}…"
+        raise ConfigError(path, (), (f"{name}: not valid JSON",)) from None
     try:
         return Settings(**data)
+    except RecursionError:
+        raise ConfigError(path, ("(top level): nested too deeply",)) from None
     except ValidationError as exc:
-        tags = {str(c.get("type")) for c in data.get("chargers", []) if isinstance(c, dict)}
-        raise ConfigError(path, tuple(_describe(dict(e), tags) for e in exc.errors())) from None
+        tags = _charger_tags(data.get("chargers")) | _charger_tags(env.get("chargers"))
+        in_file: list[str] = []
+        in_env: list[str] = []
+        for e in exc.errors():
+            loc = tuple(e["loc"])
+            if e["type"] == "union_tag_invalid":
+                loc += ("type",)
+            origin = _env_var(loc, env)
+            if origin is None:
+                in_file.append(f"{_key_path(loc, tags)}: {_reason(dict(e))}")
+                continue
+            var, depth = origin
+            inside = f" {_key_path(loc[depth:], tags)}:" if loc[depth:] else ""
+            in_env.append(f"{var}:{inside} {_reason(dict(e))}")
+        raise ConfigError(path, tuple(in_file), tuple(in_env)) from None
 
 
 def load(path: Path) -> Settings:
     """Read and validate a config file. Raises ConfigError, never anything else for bad input."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text(path, MAX_CONFIG_BYTES)
+    except UnreadableFile as exc:
         raise ConfigError(path, (f"cannot read: {exc}",)) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, (f"invalid TOML: {exc}",)) from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise ConfigError(path, ("invalid TOML: a number with too many digits",)) from None
+    except RecursionError:
+        raise ConfigError(path, ("invalid TOML: nested too deeply",)) from None
     return validate(data, path)
+
+
+def require_charger(settings: Settings, path: Path) -> None:
+    """`divert run` controls chargers: ConfigError for a config that has none."""
+    if not settings.chargers:
+        raise ConfigError(path, ("chargers: none configured; `divert run` needs at least one "
+                                 "[[chargers]] table",))

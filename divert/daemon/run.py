@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from divert.config import ConfigError, Settings, load
+from divert.config import ConfigError, Settings, load, require_charger
 from divert.daemon.sdnotify import Notifier
 from divert.daemon.service import Daemon
 from divert.netconf import MqttError
@@ -36,6 +36,7 @@ def _build(path: Path, settings: Settings | None = None,
            notifier: Notifier | None = None) -> Daemon:
     """A Daemon from the config file (or given settings); ConfigError if unusable."""
     settings = settings or load(path)
+    require_charger(settings, path)
     try:
         return Daemon(settings, notifier)
     except PresetError as exc:

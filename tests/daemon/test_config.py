@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from divert import cli
 from divert.config import ConfigError, load
 from divert.core.modes import Mode
 
@@ -63,5 +64,74 @@ def test_bad_environment_value_is_a_config_error(tmp_path: Path,
     path = tmp_path / "c.toml"
     path.write_text("")
     monkeypatch.setenv("DIVERT_MQTT__PORT", "99999")
-    with pytest.raises(ConfigError, match=r"mqtt.port: "):
+    with pytest.raises(ConfigError, match=r"^DIVERT_MQTT__PORT: input should be less"):
         load(path)
+
+
+CHARGER = '[[chargers]]\nname = "a"\ntype = "simulated"\n'
+FEED = '[feeds.grid]\ntopic = "home/grid"\n'
+
+
+def _check_in_process(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    try:
+        code = cli.main(["check-config", "-c", str(path)])
+    except SystemExit as exc:  # how the command ends for an invalid file
+        code = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # Issue 14: each of these ended in a traceback, read forever, blocked, or was accepted.
+    ("chargers = 5\n", "chargers: Input should be a valid list"),
+    ("_env_file = 5\n", "_env_file: unknown key"),
+    ("_cli_parse_args = 1979-05-27\n", "_cli_parse_args: unknown key"),
+    ('_env_prefix = "X"\n', "_env_prefix: unknown key"),
+    ('_secrets_dir = "/tmp"\n', "_secrets_dir: unknown key"),
+    ("a = " + "[" * 1000 + "]" * 1000 + "\n", "invalid TOML: nested too deeply"),
+    ("a = " + "{b = " * 1000 + "1" + "}" * 1000 + "\n", "invalid TOML: nested too deeply"),
+    ("interval_s = " + "1" * 5000 + "\n", "invalid TOML: a number with too many digits"),
+    (f'[policy]\npreset = "{"a" * 5000}"\n' + CHARGER, "policy.preset: no preset 'aaaa"),
+    ('[policy]\npreset = "/dev/zero"\n' + CHARGER,
+     "policy.preset: cannot read policy file '/dev/zero': not a regular file"),
+    ('[policy]\npreset = "/dev/stdin"\n' + CHARGER,
+     "policy.preset: cannot read policy file '/dev/stdin': not a regular file"),
+    (FEED + "scale = nan\n", "feeds.grid.scale: must be a finite number, got nan"),
+    (FEED + "scale = 0\n", "feeds.grid.scale: must not be 0"),
+    (FEED + "max_age_s = inf\n", "feeds.grid.max_age_s: must be a finite number, got inf"),
+    ("interval_s = nan\n", "interval_s: must be a finite number, got nan"),
+    ("", "chargers: none configured; `divert run` needs at least one [[chargers]] table"),
+])
+def test_hostile_config_is_one_line_and_exit_1(tmp_path: Path, text: str, message: str,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    code, err = _check_in_process(path, capsys)
+    assert code == 1
+    assert err.startswith(f"{path}: {message}"), err
+    assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(("name", "value", "message"), [
+    ("DIVERT_MQTT__PORT", "99999",
+     "DIVERT_MQTT__PORT: input should be less than or equal to 65535, got '99999'"),
+    ("DIVERT_INTERVAL_S", "inf", "DIVERT_INTERVAL_S: must be a finite number, got 'inf'"),
+    ("DIVERT_MQTT__BOGUS", "1", "DIVERT_MQTT__BOGUS: unknown key"),
+    ("DIVERT_CHARGERS", "[{", "DIVERT_CHARGERS: not valid JSON"),
+    ("DIVERT_CHARGERS", '[{"name": "a", "type": "simulated", "max_current_a": 100}]',
+     "DIVERT_CHARGERS: [0].max_current_a: input should be less than or equal to 80, got 100"),
+])
+def test_a_bad_environment_override_names_the_variable(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        name: str, value: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text("[mqtt]\nport = 1884\n" + CHARGER)  # valid: the variable is to blame
+    monkeypatch.setenv(name, value)
+    code, err = _check_in_process(path, capsys)
+    assert (code, err) == (1, message + "\n")
+
+
+def test_a_config_that_is_no_regular_file_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    for path in (Path("/dev/zero"), Path("/dev/stdin"), Path("/")):
+        code, err = _check_in_process(path, capsys)
+        assert (code, err) == (1, f"{path}: cannot read: not a regular file\n")

@@ -166,17 +166,22 @@ def test_killed_daemon_leaves_offline_via_last_will(tmp_path: Path, mosquitto: A
     assert retained(mosquitto, "divert/status") == "offline"
 
 
+CHARGER = '[[chargers]]\nname = "a"\ntype = "simulated"\n'
+
+
 @pytest.mark.parametrize(("text", "message"), [
-    ("[mqtt]\nport = 0\n", "mqtt.port: input should be greater than or equal to 1"),
-    ('[policy]\npreset = "nope"\n', "policy.preset: no preset 'nope'"),
-    ('[mqtt]\nusername = "u"\npassword_file = "/nonexistent/pw"\n',
+    ("[mqtt]\nport = 0\n" + CHARGER, "mqtt.port: input should be greater than or equal to 1"),
+    ('[policy]\npreset = "nope"\n' + CHARGER, "policy.preset: no preset 'nope'"),
+    ('[mqtt]\nusername = "u"\npassword_file = "/nonexistent/pw"\n' + CHARGER,
      "mqtt.password_file: cannot read"),
+    ("", "chargers: none configured; `divert run` needs at least one [[chargers]] table"),
 ])
 def test_unusable_config_is_one_line_and_exit_1(tmp_path: Path, text: str,
                                                 message: str) -> None:
     cfg = tmp_path / "divert.toml"
     cfg.write_text(text + f'[state]\npath = "{tmp_path}/state.json"\n[metrics]\nlisten = ""\n')
-    proc = subprocess.run([sys.executable, "-m", "divert.cli", "run", "-c", str(cfg)],
+    # -v after the subcommand is taken as well as before it (issue 14)
+    proc = subprocess.run([sys.executable, "-m", "divert.cli", "run", "-c", str(cfg), "-v"],
                           capture_output=True, text=True, timeout=30, check=False)
     assert proc.returncode == 1
     assert f"{cfg}: {message}" in proc.stderr

@@ -6,7 +6,9 @@ Environment overrides use `__` between levels: `DIVERT_MQTT__HOST=broker`,
 
 from __future__ import annotations
 
+import json
 import math
+import os
 import re
 import tomllib
 from dataclasses import dataclass
@@ -261,6 +263,19 @@ def _charger_tags(chargers: Any) -> set[str]:
     return {str(c.get("type")) for c in chargers if isinstance(c, dict)}
 
 
+def _deep_variable() -> str:
+    """The `DIVERT_…` variable whose JSON is nested too deeply to parse."""
+    for name, value in os.environ.items():
+        if name.upper().startswith(ENV_PREFIX):
+            try:
+                json.loads(value)
+            except RecursionError:
+                return name
+            except ValueError:
+                pass
+    return ENV_PREFIX + "…"
+
+
 def validate(data: dict[str, Any], path: Path) -> Settings:
     """Settings from already parsed TOML (and the environment), or ConfigError naming every
     bad key or variable."""
@@ -275,6 +290,8 @@ def validate(data: dict[str, Any], path: Path) -> Settings:
         field = re.search(r'field "(\w+)"', str(exc))
         name = ENV_PREFIX + field.group(1).upper() if field else f"{ENV_PREFIX}…"
         raise ConfigError(path, (), (f"{name}: not valid JSON",)) from None
+    except RecursionError:
+        raise ConfigError(path, (), (f"{_deep_variable()}: JSON nested too deeply",)) from None
     try:
         return Settings(**data)
     except RecursionError:

@@ -160,8 +160,10 @@ def _number(name: str, key: str, value: Any) -> None:
     """A finite int or float (TOML's `true` is no number)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise PresetError(f"policy {name}: {key} must be a number, got {_preview(value)}")
-    if not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise PresetError(f"policy {name}: {key} must be a finite number, got {value}")
+    if not -1e15 <= value <= 1e15:  # compared, never float(): a huge int would overflow
+        raise PresetError(f"policy {name}: {key} must be within ±1e15, got {_preview(value)}")
 
 
 def _preview(value: Any, limit: int = 60) -> str:

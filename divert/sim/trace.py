@@ -99,11 +99,14 @@ def _time(cell: str, day: dt.date | None = None) -> float | None:
         return None
 
 
-def _rows(text: str) -> list[list[str]]:
+def _rows(text: str, name: str) -> list[list[str]]:
     text = text.lstrip("\ufeff")
     delimiter = ";" if text.split("\n", 1)[0].count(";") > text.split("\n", 1)[0].count(",") \
         else ","
-    return [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r]
+    try:
+        return [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if r]
+    except csv.Error as exc:  # e.g. a lone CR inside a field
+        raise TraceError(f"{name}: not CSV: {exc}") from None
 
 
 def _openevse(name: str, rows: list[list[str]], scale: float) -> Trace:
@@ -194,7 +197,7 @@ def _checked(tr: Trace) -> Trace:
 
 def parse(text: str, name: str, fmt: Format = "auto") -> Trace:
     """A trace from CSV text; TraceError for an unreadable or implausible one."""
-    rows = _rows(text)
+    rows = _rows(text, name)
     if len(rows) < 2:
         raise TraceError(f"{name}: empty trace")
     if fmt == "auto":

@@ -118,6 +118,8 @@ def test_hostile_config_is_one_line_and_exit_1(tmp_path: Path, text: str, messag
     ("DIVERT_INTERVAL_S", "inf", "DIVERT_INTERVAL_S: must be a finite number, got 'inf'"),
     ("DIVERT_MQTT__BOGUS", "1", "DIVERT_MQTT__BOGUS: unknown key"),
     ("DIVERT_CHARGERS", "[{", "DIVERT_CHARGERS: not valid JSON"),
+    # Found by the fuzz harness: a RecursionError traceback.
+    ("DIVERT_CHARGERS", '{"a":' * 2000, "DIVERT_CHARGERS: JSON nested too deeply"),
     ("DIVERT_CHARGERS", '[{"name": "a", "type": "simulated", "max_current_a": 100}]',
      "DIVERT_CHARGERS: [0].max_current_a: input should be less than or equal to 80, got 100"),
 ])

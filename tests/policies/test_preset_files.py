@@ -24,6 +24,9 @@ from divert.policies.presets import MAX_PRESET_BYTES, PresetError, load_preset
     (b"[policy]\nimport_weight = inf\n",
      "policy p: import_weight must be a finite number, got inf"),
     (b"[policy]\nbogus = 1\n", "policy p: policy.bogus: unknown for kind surplus"),
+    # Found by the fuzz harness: an integer beyond a float ended in OverflowError.
+    (b"[policy]\nimport_weight = 1" + b"0" * 400 + b"\n",
+     "policy p: import_weight must be within ±1e15, got 1000"),
     (b'[policy]\nkind = "openevse"\npv_ratio = nan\n',
      "policy p: pv_ratio must be a finite number, got nan"),
     (b'[relay]\nmin_on_s = "x"\n', "policy p: min_on_s must be a number, got 'x'"),

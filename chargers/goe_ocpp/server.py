@@ -199,12 +199,15 @@ class OcppServer:
             return self._refuse(connection, http.HTTPStatus.BAD_REQUEST,
                                 f"subprotocol {SUBPROTOCOL} required, offered {offered}")
         challenge = Headers({"WWW-Authenticate": 'Basic realm="divert", charset="UTF-8"'})
-        header = request.headers.get("Authorization")
-        if header is None:
+        headers = request.headers.get_all("Authorization")
+        if not headers:
             return self._refuse(connection, http.HTTPStatus.UNAUTHORIZED,
                                 "no credentials (HTTP Basic auth required)", challenge)
+        if len(headers) > 1:
+            return self._refuse(connection, http.HTTPStatus.UNAUTHORIZED,
+                                "more than one Authorization header", challenge)
         try:
-            user, password = parse_authorization_basic(header)
+            user, password = parse_authorization_basic(headers[0])
             # websockets keeps bytes that are not UTF-8 as surrogates: encoding refuses them
             given = user.encode(), password.encode()
         except (InvalidHeader, UnicodeError):

@@ -328,6 +328,18 @@ def test_credentials_that_are_not_utf8_get_401(rig: Rig) -> None:
     assert err.value.response.status_code == 401
 
 
+def test_two_authorization_headers_get_401(rig: Rig) -> None:
+    # Found by the fuzz harness (issue 14): MultipleValuesError, HTTP 500.
+    rig.driver(_charger())
+    good = basic("goe-1", PASSWORD)["Authorization"]
+    with pytest.raises(InvalidStatus) as err, ws_connect(
+            f"{rig.base}/goe-1", subprotocols=[Subprotocol("ocpp1.6")],
+            additional_headers=[("Authorization", good), ("Authorization", good)],
+            open_timeout=5):
+        pass
+    assert err.value.response.status_code == 401
+
+
 def test_deeply_nested_frame_gets_a_callerror(rig: Rig) -> None:
     rig.driver(_charger("goe-2"))
     with ws_connect(f"{rig.base}/goe-2", subprotocols=[Subprotocol("ocpp1.6")],

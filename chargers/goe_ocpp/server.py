@@ -193,8 +193,12 @@ class OcppServer:
         if station is None:
             return self._refuse(connection, http.HTTPStatus.NOT_FOUND,
                                 f"unknown charge box id {box_id!r}")
-        offered = [p for h in request.headers.get_all("Sec-WebSocket-Protocol")
-                   for p in parse_subprotocol(h)]
+        try:
+            offered = [p for h in request.headers.get_all("Sec-WebSocket-Protocol")
+                       for p in parse_subprotocol(h)]
+        except InvalidHeader:
+            return self._refuse(connection, http.HTTPStatus.BAD_REQUEST,
+                                "unreadable Sec-WebSocket-Protocol header")
         if SUBPROTOCOL not in offered:
             return self._refuse(connection, http.HTTPStatus.BAD_REQUEST,
                                 f"subprotocol {SUBPROTOCOL} required, offered {offered}")

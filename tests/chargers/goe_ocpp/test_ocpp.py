@@ -328,6 +328,17 @@ def test_credentials_that_are_not_utf8_get_401(rig: Rig) -> None:
     assert err.value.response.status_code == 401
 
 
+def test_an_unreadable_subprotocol_header_gets_400(rig: Rig) -> None:
+    # Found by the fuzz harness (issue 14): InvalidHeaderFormat, HTTP 500.
+    rig.driver(_charger())
+    with pytest.raises(InvalidStatus) as err, ws_connect(
+            f"{rig.base}/goe-1", additional_headers=[
+                *basic("goe-1", PASSWORD).items(), ("Sec-WebSocket-Protocol", "ocpp1.6 x")],
+            open_timeout=5):
+        pass
+    assert err.value.response.status_code == 400
+
+
 def test_two_authorization_headers_get_401(rig: Rig) -> None:
     # Found by the fuzz harness (issue 14): MultipleValuesError, HTTP 500.
     rig.driver(_charger())

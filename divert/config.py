@@ -166,8 +166,8 @@ class Settings(BaseSettings):
     def _timezone(cls, name: str) -> str:
         try:
             ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {name!r}") from None
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a name too long
+            raise ValueError(f"unknown time zone {_preview(name)}") from None
         return name
 
     @model_validator(mode="after")

@@ -100,6 +100,8 @@ def _check_in_process(path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[i
     (FEED + "scale = 0\n", "feeds.grid.scale: must not be 0"),
     (FEED + "max_age_s = inf\n", "feeds.grid.max_age_s: must be a finite number, got inf"),
     ("interval_s = nan\n", "interval_s: must be a finite number, got nan"),
+    # Found by the fuzz harness: OSError (file name too long) from the time zone lookup.
+    (f'timezone = "Europe{"a" * 5000}"\n', "timezone: unknown time zone 'Europeaaaa"),
     ("", "chargers: none configured; `divert run` needs at least one [[chargers]] table"),
 ])
 def test_hostile_config_is_one_line_and_exit_1(tmp_path: Path, text: str, message: str,

@@ -13,10 +13,11 @@ from pathlib import Path
 
 from divert import __version__
 
-# Modules that add subcommands of their own, each through `register(subparsers)`.
+# Modules that add subcommands of their own, each through `register(subparsers)`. None of
+# them may import numpy or the simulator at module level: `divert run` must not pay for them
+# (memory, and a thread that would not block the daemon's signals).
 COMMAND_MODULES: tuple[str, ...] = ("divert.daemon.run", "chargers.goe_ocpp.cli",
-                                    "chargers.openevse.cli", "chargers.evsemaster.cli",
-                                    "divert.sim.bench")
+                                    "chargers.openevse.cli", "chargers.evsemaster.cli")
 
 
 def _settings_or_exit(path: Path):  # type: ignore[no-untyped-def]
@@ -95,6 +96,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from divert.sim.bench import cmd_bench
+
+    return cmd_bench(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="divert", description=__doc__)
     parser.add_argument("--version", action="version", version=f"divert {__version__}")
@@ -114,6 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("out/simulate"), help="output directory")
     p.add_argument("--json", action="store_true", help="print summary.json to stdout")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("bench", help="score every preset and OpenEVSE's divert on a folder of "
+                       "days")
+    p.add_argument("--data", type=Path, help="folder of traces (default: the OpenEVSE test "
+                   "days in ../shared/data/openevse)")
+    p.add_argument("--plant", choices=("ideal", "realistic"), default="ideal")
+    p.add_argument("--out", type=Path, help="write <plant>.md and <plant>.png here")
+    p.set_defaults(func=cmd_bench)
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -27,9 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 def test_state_round_trip_is_atomic(tmp_path: Path) -> None:
     state = StateFile(tmp_path / "sub" / "state.json")
     assert state.load() is None  # none yet: not an error
-    assert state.save({"mode": "fast", "n": [1, 2]})
+    state.save({"mode": "fast", "n": [1, 2]})
     assert state.load() == {"version": 1, "mode": "fast", "n": [1, 2]}
-    assert state.save({"mode": "solar"})
+    state.save({"mode": "solar"})
     assert state.load() == {"version": 1, "mode": "solar"}
     assert sorted(p.name for p in (tmp_path / "sub").iterdir()) == ["state.json"]  # no temp
 
@@ -47,11 +47,11 @@ def test_unusable_state_is_set_aside(tmp_path: Path, content: bytes,
     assert "unusable" in caplog.text
 
 
-def test_unwritable_state_is_logged_not_raised(tmp_path: Path,
-                                               caplog: pytest.LogCaptureFixture) -> None:
+def test_unwritable_state_raises_and_leaves_nothing_behind(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
-    assert not StateFile(tmp_path / "file" / "state.json").save({})  # not a directory
-    assert "cannot save state" in caplog.text
+    with pytest.raises(OSError):
+        StateFile(tmp_path / "file" / "state.json").save({})  # not a directory
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
 
 
 def test_notify_datagrams_and_watchdog_pacing(tmp_path: Path) -> None:

@@ -139,8 +139,9 @@ def test_notify_signals_and_reload(tmp_path: Path, mosquitto: Any,
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "RELOADING=1" in notify.fields(), what="RELOADING=1")
         wait_for(lambda: notify.fields().count("READY=1") == ready + 1, what="READY again")
-        wait_for(lambda: any(f.startswith("STATUS=mode off; garage: off")
-                             for f in notify.fields()), what="mode off")
+        publisher.until("home/grid", "-3000", lambda: any(
+            f.startswith("STATUS=mode off; garage: off") for f in notify.fields()),
+            what="mode off")
 
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)

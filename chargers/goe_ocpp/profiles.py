@@ -17,12 +17,12 @@ from ocpp.v16 import call
 from ocpp.v16.datatypes import ChargingProfile, ChargingSchedule, ChargingSchedulePeriod
 from ocpp.v16.enums import ChargingProfileKindType, ChargingProfilePurposeType, ChargingRateUnitType
 
+from chargers.goe_ocpp.config import STEP_A
 from chargers.goe_ocpp.meter import MeterSample
 
 CONNECTOR_ID = 1  # the go-e has one outlet
 DEFAULT_PROFILE_ID = 1
 TX_PROFILE_ID = 2
-STEP_A = 0.1  # OCPP 1.6: limits are multiples of 0.1
 
 
 @dataclass(frozen=True)

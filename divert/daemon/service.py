@@ -3,8 +3,9 @@
 Threads: paho's network thread stores feed values and kicks the loop; the loop's thread runs
 the control cycle (`cycle.py`, paced by `loop.py`); each charger's calls run on a worker of
 their own (`worker.py`), so a silent charger holds up nobody; apscheduler's thread fires the
-`[[schedule]]` entries (only when there are some). One lock serialises everything that
-touches controllers or the state: a cycle, a schedule entry, `stop`.
+`[[schedule]]` entries (only when there are some: apscheduler is not even imported
+otherwise). One lock serialises everything that touches controllers or the state: a cycle, a
+schedule entry, `stop`.
 """
 
 from __future__ import annotations
@@ -19,15 +20,12 @@ from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from apscheduler.schedulers.background import BackgroundScheduler
-
 from chargers.base import Charger, ChargerReading
 from chargers.registry import create
 from divert.config import ScheduleEntry, Settings
 from divert.core.capabilities import Capabilities
 from divert.core.controller import Controller, Decision, SiteParams
 from divert.core.modes import Mode
-from divert.daemon import schedule
 from divert.daemon.clock import Clock, SystemClock
 from divert.daemon.cycle import KICK_FEEDS, Cycle
 from divert.daemon.feeds import Feeds
@@ -84,7 +82,7 @@ class Daemon:
         self.mqtt = MqttLink(settings.mqtt, self.feeds.topics(), self._on_message,
                              lambda up: self.metrics.mqtt_connected.set(float(up)))
         self.loop = Loop(self.run_cycle, settings.interval_s)
-        self.scheduler = BackgroundScheduler(timezone=self.tz)
+        self.scheduler: Any = None  # apscheduler's, with [[schedule]] entries
         self._lock = threading.Lock()  # controllers, drivers, state
         self._stop_lock = threading.Lock()
         self._stopped = False
@@ -137,6 +135,11 @@ class Daemon:
             self.metrics.close()
             raise
         if self.settings.schedule:
+            from apscheduler.schedulers.background import BackgroundScheduler
+
+            from divert.daemon import schedule
+
+            self.scheduler = BackgroundScheduler(timezone=self.tz)
             schedule.add_jobs(self.scheduler, self.settings.schedule, self.tz,
                               self._apply_entry)
             self.scheduler.start()
@@ -159,7 +162,7 @@ class Daemon:
             self._stopped = True
         started = time.monotonic()
         self.cycle.abort.set_result(None)
-        if self.scheduler.running:
+        if self.scheduler is not None:
             self.scheduler.shutdown(wait=False)
         self.loop.stop(LOOP_STOP_S)
         keep = set(handover or ())
@@ -213,10 +216,13 @@ class Daemon:
             except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
                 self.persistence.file.set_aside(f"unexpected content: {exc!r}")
                 self._afresh()
-        missed = schedule.latest(self.settings.schedule, self.tz, min(since, now), now)
-        if missed is not None:
-            log.info("schedule %r fired while divert was down: applying it", missed.cron)
-            self._set_schedule(missed)
+        if self.settings.schedule:
+            from divert.daemon import schedule
+
+            missed = schedule.latest(self.settings.schedule, self.tz, min(since, now), now)
+            if missed is not None:
+                log.info("schedule %r fired while divert was down: applying it", missed.cron)
+                self._set_schedule(missed)
         for name, station in self.cycle.stations.items():
             self.metrics.ev_surplus_wh.labels(name).inc(station.ev_from_surplus_wh)
             self.metrics.ev_grid_wh.labels(name).inc(station.ev_from_grid_wh)

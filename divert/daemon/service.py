@@ -280,7 +280,7 @@ class Daemon:
         now_s = self.clock.control_s()
         for name, record in self.retired.items():
             assert record.retired_s is not None
-            if name not in chargers and now_s - record.retired_s < RETIRED_KEEP_S:
+            if name not in chargers and now_s - record.retired_s <= RETIRED_KEEP_S:
                 chargers[name] = record
         return Saved(self.settings.policy.mode, self.mode, self.cycle.limit_a, chargers,
                      self.commands)

@@ -144,5 +144,21 @@ def test_systemd_unit_verifies(tmp_path: Path) -> None:
     assert proc.returncode == 0 and not proc.stderr.strip(), proc.stderr
     for key in ("Type=notify", "WatchdogSec=", "StateDirectory=divert", "DynamicUser=yes",
                 "SupplementaryGroups=dialout", "ProtectSystem=strict", "NoNewPrivileges=yes",
-                "PrivateTmp=yes", "ProtectHome=yes", "RestrictAddressFamilies="):
+                "PrivateTmp=yes", "ProtectHome=yes", "RestrictAddressFamilies=",
+                "After=network-online.target time-sync.target",
+                "ExecStartPre=-+/usr/bin/timeout 120 /usr/lib/systemd/systemd-time-wait-sync",
+                "TimeoutStartSec=180s"):
         assert key in unit
+
+
+def test_the_unit_waits_for_the_clock_and_gives_up() -> None:
+    unit = (REPO / "systemd" / "divert.service").read_text()
+    line = next(x for x in unit.splitlines() if x.startswith("ExecStartPre="))
+    argv = line.removeprefix("ExecStartPre=").lstrip("-+").split()
+    if not Path(argv[-1]).exists():
+        pytest.skip(f"{argv[-1]} is not installed (CI installs systemd)")
+    assert argv[:2] == ["/usr/bin/timeout", "120"]
+    argv[1] = "1"  # the unit waits 2 minutes at most; a second shows the same
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
+    # 0: the clock is synchronised; 124: it is not, and the wait ended at the timeout.
+    assert proc.returncode in (0, 124), proc.stderr

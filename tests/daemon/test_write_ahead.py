@@ -53,7 +53,7 @@ def test_a_daemon_killed_at_each_start_command_keeps_the_budget(
             evse.on_close = kill
             try:
                 if round_ < 3:
-                    publisher.until("home/grid", "-3000", lambda: run.proc.poll() is not None,
+                    publisher.until("home/grid", "-3000", run.proc.poll,
                                     timeout_s=20, what="the start command (and the kill)")
                 else:  # the hour's budget is spent, across the three crashes
                     publisher.until("home/grid", "-3000", lambda: any(

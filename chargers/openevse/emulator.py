@@ -428,6 +428,9 @@ class SerialEmulator:
             send()
 
     def stop(self) -> None:
+        """Close the pty, as if the adapter were unplugged. Safe to call again."""
+        if self._stop.is_set():
+            return  # closing the descriptors twice could close someone else's
         self._stop.set()
         self._thread.join(2)
         for fd in (self._master, self._slave):

@@ -15,6 +15,7 @@ import logging
 import queue
 import re
 import select
+import termios
 import threading
 import time
 from collections import deque
@@ -121,7 +122,8 @@ class SerialTransport:
         if self._port is not None:
             try:
                 self._port.reset_input_buffer()
-            except (serial.SerialException, OSError):
+            # termios.error: the flush of an adapter that was unplugged (EIO); not an OSError
+            except (serial.SerialException, OSError, termios.error):
                 self.close()
 
     def close(self) -> None:

@@ -260,6 +260,22 @@ def test_unreachable_transports_raise_charger_errors(make_rig: RigFactory,
         rig.charger().connect()
 
 
+
+def test_a_serial_adapter_unplugged_while_connected_is_a_charger_error(
+        make_rig: RigFactory) -> None:
+    # The flush before each command then fails with termios.error (EIO), not an OSError.
+    rig = make_rig("serial", timeout_s=0.2, retries=1)
+    driver = rig.charger()
+    driver.connect()
+    try:
+        rig.front.stop()  # the pty goes away, as a USB adapter does
+        for command in (driver.read, lambda: driver.set_current(10),
+                        lambda: driver.enable(True)):
+            with pytest.raises(ChargerError, match=r"cannot open|write failed"):
+                command()
+    finally:
+        driver.close()
+
 def test_mqtt_broker_outage(make_rig: RigFactory, mosquitto: Broker) -> None:
     rig = make_rig("mqtt", broker=mosquitto, timeout_s=0.5, retries=1)
     driver = rig.charger()

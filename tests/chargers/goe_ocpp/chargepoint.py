@@ -55,6 +55,8 @@ class _GoE(ChargePoint):
     def on_set_charging_profile(self, connector_id: int,
                                 cs_charging_profiles: dict[str, Any]) -> Any:
         with self.fake.lock:
+            if self.fake.profile_error is not None:
+                raise self.fake.profile_error
             self.fake.received.profiles.append(cs_charging_profiles)
         return call_result.SetChargingProfile(status=self.fake.profile_answer)
 
@@ -98,6 +100,7 @@ class FakeGoE:
         self.profile_answer = "Accepted"
         self.config_error: OCPPError | None = None  # answer ChangeConfiguration with this
         self.clear_error: OCPPError | None = None  # … and ClearChargingProfile
+        self.profile_error: OCPPError | None = None  # … and SetChargingProfile
         self.transaction_id: int | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)

@@ -123,14 +123,24 @@ def test_boot_sets_sample_interval_and_a_conservative_default(rig: Rig) -> None:
         False, False, 0.0, "no vehicle")
 
 
-@pytest.mark.parametrize("failing", ["config", "clear"])
-def test_boot_profile_arrives_when_the_charger_answers_callerror(rig: Rig,
-                                                                 failing: str) -> None:
-    """A go-e that answers ChangeConfiguration (or ClearChargingProfile) with a CALLERROR
-    still gets the 0 A default profile, and nothing else before it."""
+def _vendor_error() -> InternalError:
+    """A CALLERROR whose code OCPP does not name (the `ocpp` package has no class for it)."""
+    error = InternalError(description="busy")
+    error.code = "VendorBusy"
+    return error
+
+
+@pytest.mark.parametrize(("failing", "code"), [
+    ("config", "InternalError"), ("clear", "InternalError"), ("config", "VendorBusy")])
+def test_boot_profile_arrives_when_the_charger_answers_callerror(rig: Rig, failing: str,
+                                                                 code: str) -> None:
+    """A go-e that answers ChangeConfiguration (or ClearChargingProfile) with a CALLERROR,
+    even one with a code OCPP does not name, still gets the 0 A default profile, and nothing
+    else before it."""
     driver = rig.driver(_charger())
     fake = rig.goe()
-    error = InternalError(description="not today")
+    error = InternalError(description="not today") if code == "InternalError" else \
+        _vendor_error()
     if failing == "config":
         fake.config_error = error
     else:
@@ -249,6 +259,9 @@ def test_a_refused_profile_is_an_error(rig: Rig) -> None:
     with pytest.raises(ChargerError,
                        match=re.escape("answered Rejected to the default profile 0.0 A")):
         driver.set_current(8.0)
+    fake.profile_error = _vendor_error()
+    with pytest.raises(ChargerError, match=r"refused SetChargingProfile: .*VendorBusy"):
+        driver.enable(True)
 
 
 def test_disconnect_reconnect_and_reboot(rig: Rig, caplog: pytest.LogCaptureFixture) -> None:

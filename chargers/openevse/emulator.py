@@ -14,9 +14,15 @@ and the over-temperature rule for `$SC` (`$NK` with the current it kept), `$SC n
 EEPROM and `$SC n <flag>` does not, where the flag is the one the emulated firmware version
 documents (`N` before firmware D4.10.2, `V` from it; a protocol older than RAPI 2.0.2 takes
 no flag and refuses `$SC` with one). It tracks sleep/enable/disable and the car's J1772 state
-(A/B/C) so `$GS` and `$GG` agree with the commanded current, sends `$ST` on every state
-change, and injects faults: lost commands, noise and corrupted replies, late replies, and a
-reboot that forgets the volatile current.
+(A/B/C) so `$GS` and `$GG` agree with the commanded current, notifies every state change,
+and injects faults: lost commands, noise and corrupted replies, late replies, and a reboot
+that forgets the volatile current.
+
+`$GS` and the notifications take the form of the emulated firmware, from the controller's
+CHANGELOG: before D4.1.0 (RAPI 2.0.1) notifications carry no checksum; before D5.2.0 `$GS`
+is `state(decimal) elapsed` and a state change is `$ST state(hex)`; from D5.2.0 the state is
+hex with the pilot state after it, and `$AT state pilot current vflags` replaces `$ST`; from
+D6.0.0 `$GS` ends in the vflags too and a boot is announced with `$AB`.
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ class EmulatedEvse:
 
     def __init__(self, *, min_a: int = 6, max_a: int = 32, eeprom_current_a: int = 16,
                  car_max_a: int = 32, voltage_mv: int | None = 230_000,
-                 firmware: str = "5.0.1", protocol: str = "4.0.1",
+                 firmware: str = "8.2.1", protocol: str = "5.1.3",
                  sequence_ids: bool = True, bare_nk: bool = False) -> None:
         self._lock = threading.RLock()
         self.min_a, self.max_a = min_a, max_a
@@ -130,15 +136,24 @@ class EmulatedEvse:
         self.total_wh += power_w * (now - self._last_tick) / 3600
         self._last_tick = now
 
+    def since(self, *version: int) -> bool:
+        """Whether the emulated firmware is `version` or newer (an unreadable one is new)."""
+        number = rapi.version_number(self.firmware)
+        return number is None or number >= version
+
     def _changed(self) -> list[str]:
-        """`$ST` lines for a state change since the last report."""
+        """The notification of a state change since the last report, if any."""
         state = self.state
         if state == self._reported_state:
             return []
         if state == EvseState.CHARGING:
             self._charge_start = time.monotonic()
         self._reported_state = state
-        return [_frame(f"$ST {state:02x}")]
+        if self.since(5, 2):
+            line = f"$AT {state:02x} {self.pilot:02x} {self.current_a} 0000"
+        else:
+            line = f"$ST {state:02x}"
+        return [_frame(line) if self.since(4, 1) else line]
 
     def _mutate(self, change: Callable[[], None]) -> None:
         with self._lock:
@@ -171,7 +186,8 @@ class EmulatedEvse:
             self._tick()
             change()
             self._reported_state = EvseState.UNKNOWN
-            lines = [_frame(f"$AB 00 {self.firmware}"), *self._changed()]
+            boot = [_frame(f"$AB 00 {self.firmware}")] if self.since(6) else []
+            lines = [*boot, *self._changed()]
         for line in lines:
             self.on_async(line)
 
@@ -260,7 +276,10 @@ class EmulatedEvse:
             case "GS", _:
                 elapsed_s = (int(time.monotonic() - self._charge_start)
                              if self.state == EvseState.CHARGING else 0)
-                return True, [f"{self.state:02x}", str(elapsed_s), f"{self.pilot:02x}", "0000"]
+                if not self.since(5, 2):
+                    return True, [str(int(self.state)), str(elapsed_s)]
+                vflags = ["0000"] if self.since(6) else []
+                return True, [f"{self.state:02x}", str(elapsed_s), f"{self.pilot:02x}", *vflags]
             case "GG", _:
                 return True, [str(self.draw_ma), str(self.voltage_mv or -1)]
             case "GU", _:

@@ -40,7 +40,7 @@ def test_connect_reads_version_and_range_and_narrows_the_limits(
         assert (caps.control, caps.min_current_a, caps.max_current_a) == (
             ControlKind.CURRENT, 8, 24)
         assert caps.step_a == 1.0
-        assert driver.version is not None and driver.version.firmware == "5.0.1"
+        assert driver.version is not None and driver.version.firmware == "8.2.1"
         assert "narrowed to 8–24 A" in caplog.text
         caplog.clear()
 
@@ -379,12 +379,18 @@ def test_commented_examples_in_config_example_validate() -> None:
 def test_current_changes_use_the_flag_the_firmware_documents(
         make_rig: RigFactory, firmware: str, protocol: str, flag: str) -> None:
     controller = EmulatedEvse(firmware=firmware, protocol=protocol, sequence_ids=False)
+    controller.plug_in()
     rig = make_rig("serial", controller)
     driver = rig.charger()
     driver.connect()
     try:
         driver.set_current(10)
         driver.set_current(12.7)
+        # Each firmware's $GS and state notifications (decimal state before D5.2.0) read.
+        driver.enable(True)
+        assert (driver.read().state, driver.read().current_a) == ("charging", 12)
+        driver.enable(False)
+        assert driver.read().state == "sleeping"
     finally:
         driver.close()
     assert controller.set_current_commands() == [("10", flag), ("12", flag)]

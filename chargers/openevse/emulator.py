@@ -352,11 +352,11 @@ class EmulatedEvse:
                     "wattsec": int(self.session_ws), "watthour": int(self.total_wh),
                     "temp": 235, "elapsed": 0, "vehicle": int(self.car != "A")}
 
-    def config_json(self) -> dict[str, Any]:
+    def config_json(self, wifi_version: str) -> dict[str, Any]:
         """The WiFi module's `GET /config`: its own and the controller's versions."""
         with self._lock:
             return {"firmware": self.firmware, "protocol": self.protocol,
-                    "version": "4.1.0", "wifi_serial": "EMULATED01", "buildenv": "emulator",
+                    "version": wifi_version, "wifi_serial": "EMULATED01", "buildenv": "emulator",
                     "min_current_hard": self.min_a, "max_current_hard": self.max_a,
                     "max_current_soft": self.current_a, "service": 2}
 
@@ -463,13 +463,15 @@ class HttpEmulator:
 
     `username`/`password` turn on basic auth like the module's www_username/www_password;
     `blocked` lists commands (e.g. "SC") the module refuses with HTTP 400, as WiFi firmware
-    v4 does for what it arbitrates through claims."""
+    v4 does for what it arbitrates through claims. `wifi_version` is the module's own firmware
+    in `/config`; the claims and override API of WiFi firmware v4 is not emulated."""
 
     def __init__(self, controller: EmulatedEvse, username: str | None = None,
                  password: str | None = None, port: int = 0,
-                 blocked: tuple[str, ...] = ()) -> None:
+                 blocked: tuple[str, ...] = (), wifi_version: str = "4.1.0") -> None:
         self.controller = controller
         self.blocked = blocked
+        self.wifi_version = wifi_version
         expected = (f"Basic {b64encode(f'{username}:{password}'.encode()).decode()}"
                     if username is not None else None)
         self.requests = 0
@@ -502,7 +504,7 @@ class HttpEmulator:
                 url = urlsplit(self.path)
                 if url.path in ("/status", "/config"):
                     body = (emulator.controller.status_json() if url.path == "/status"
-                            else emulator.controller.config_json())
+                            else emulator.controller.config_json(emulator.wifi_version))
                     self._send(200, json.dumps(body).encode(), "application/json")
                 elif url.path in ("/r", "/rapi"):
                     self._rapi(parse_qs(url.query))

@@ -103,7 +103,7 @@ def test_boot_sets_sample_interval_and_a_conservative_default(rig: Rig) -> None:
     driver = rig.driver(_charger())
     caps = driver.connect()  # connecting twice is harmless
     assert (caps.control, caps.step_a, caps.phases, caps.phase_switching) == (
-        ControlKind.CURRENT, 0.1, 3, True)
+        ControlKind.CURRENT, 1.0, 3, True)
     with pytest.raises(ChargerError, match=r"goe-1 is not connected .* has not connected yet"):
         driver.read()
     fake = rig.goe()
@@ -175,16 +175,16 @@ def test_transaction_meter_values_and_profiles_that_follow(rig: Rig) -> None:
     fake.status("Preparing")
     # The daemon's start: phases, current, then enable; one profile reaches the charger.
     driver.set_phases(3)
-    driver.set_current(10.27)
+    driver.set_current(10.9)  # the go-e takes whole amperes: rounded down
     driver.enable(True)
-    assert _periods(fake)[-1] == ("TxDefaultProfile", 10.2, 3)
+    assert _periods(fake)[-1] == ("TxDefaultProfile", 10.0, 3)
     n = len(_periods(fake))
     tx = fake.start_transaction(meter_start_wh=1000)
     fake.status("Charging")
-    assert fake.draw(energy_wh=1500) == (10.2, 3)
+    assert fake.draw(energy_wh=1500) == (10.0, 3)
     r = driver.read()
     assert (r.power_w, r.current_a, r.voltage_v, r.phases, r.energy_wh) == (
-        pytest.approx(10.2 * 230 * 3, abs=1), 10.2, 230.0, 3, 1500.0)
+        pytest.approx(10.0 * 230 * 3, abs=1), 10.0, 230.0, 3, 1500.0)
     assert (r.charging, r.vehicle_connected, r.state) == (True, True, "charging")
     assert _periods(fake)[n:] == []  # the transaction started under the default profile
     # During the transaction each change also goes out as the transaction's TxProfile.
@@ -246,7 +246,7 @@ def test_a_charger_that_ignores_profiles_is_reported(rig: Rig,
         rig.clock.now_s += 10
         fake.meter((16.0, 16.0, 16.0), offered_a=16.0)
     state = driver.read().state
-    assert state == "charging; ignores the profile (6.0 A on 3 phases): offers 16.0 A"
+    assert state == "charging; ignores the profile (6 A on 3 phases): offers 16.0 A"
     assert "goe-1: ignores the profile" in caplog.text
     rig.clock.now_s += 10
     fake.meter((6.0, 6.0, 6.0), offered_a=6.0)
@@ -257,7 +257,7 @@ def test_a_refused_profile_is_an_error(rig: Rig) -> None:
     driver, fake = _booted(rig)
     fake.profile_answer = "Rejected"
     with pytest.raises(ChargerError,
-                       match=re.escape("answered Rejected to the default profile 0.0 A")):
+                       match=re.escape("answered Rejected to the default profile 0 A")):
         driver.set_current(8.0)
     fake.profile_error = _vendor_error()
     with pytest.raises(ChargerError, match=r"refused SetChargingProfile: .*VendorBusy"):
@@ -273,7 +273,7 @@ def test_disconnect_reconnect_and_reboot(rig: Rig, caplog: pytest.LogCaptureFixt
     with pytest.raises(ChargerError, match=r"is not connected to divert's OCPP server \(lost"):
         driver.read()
     # A command while it is away fails, and reaches the charger when it is back.
-    with pytest.raises(ChargerError, match=re.escape("gets 8.0 A on 3 phases when it connects")):
+    with pytest.raises(ChargerError, match=re.escape("gets 8 A on 3 phases when it connects")):
         driver.set_current(8.0)
     fake.connect()  # reconnects without a reboot: once it speaks, the setpoint follows
     assert fake.received.triggers == []
@@ -299,7 +299,7 @@ def test_chargers_share_one_server(rig: Rig, caplog: pytest.LogCaptureFixture) -
     d1.enable(True)
     d2.set_current(11.0)
     d2.enable(True)
-    assert (f1.limit(), f2.limit()) == ((6.5, 3), (11.0, 3))
+    assert (f1.limit(), f2.limit()) == ((6.0, 3), (11.0, 3))
     d1.close()
     del rig.drivers["goe-1"]
     wait_for(lambda: "goe-1: disconnected" in caplog.text, what="goe-1 dropped")

@@ -44,12 +44,25 @@ class Received:
     config: list[tuple[str, str]] = field(default_factory=list)
     clears: int = 0
     triggers: list[str] = field(default_factory=list)
+    frames: list[str] = field(default_factory=list)  # every frame as it arrived
+    refused: list[str] = field(default_factory=list)  # the CALLERRORs it answered
 
 
 class _GoE(ChargePoint):
     def __init__(self, box_id: str, connection: ClientConnection, fake: FakeGoE) -> None:
         super().__init__(box_id, connection)
         self.fake = fake
+
+    async def route_message(self, raw_msg: str) -> None:
+        with self.fake.lock:
+            self.fake.received.frames.append(raw_msg)
+        await super().route_message(raw_msg)
+
+    async def _send(self, message: str) -> None:
+        if message.startswith("[4,"):  # a CALLERROR: a request it refused, e.g. invalid
+            with self.fake.lock:
+                self.fake.received.refused.append(message)
+        await super()._send(message)
 
     @on(Action.set_charging_profile)
     def on_set_charging_profile(self, connector_id: int,
@@ -126,6 +139,11 @@ class FakeGoE:
     def _call(self, payload: Any) -> Any:
         assert self._cp is not None, "not connected"
         return self._run(self._cp.call(payload, suppress=False))
+
+    def receive(self, frame: str) -> None:
+        """Handle `frame` as if it had come over the websocket (answers go to divert)."""
+        assert self._cp is not None, "not connected"
+        self._run(self._cp.route_message(frame))
 
     def boot(self) -> Any:
         return self._call(call.BootNotification(charge_point_model="Gemini flex",

@@ -94,7 +94,7 @@ class EmulatedEvse:
         self._drop = self._garble = self._delay_count = 0
         self._delay_s = 0.0
         self._interleave: list[str] = []
-        self._canned: dict[str, str] = {}
+        self._canned: dict[str, tuple[str, int]] = {}  # command → (reply, times left)
         self._charge_start = time.monotonic()
         self._last_tick = time.monotonic()
         self.session_ws = 0.0
@@ -214,11 +214,12 @@ class EmulatedEvse:
             self._drop = self._garble = self._delay_count = 0
             self._interleave = []
 
-    def answer_next(self, command: str, reply: str) -> None:
-        """Answer the next `$<command>` with `reply` (e.g. "$OK 99999 230000"): a well-formed
-        frame carrying values of a broken controller. The command is still executed."""
+    def answer_next(self, command: str, reply: str, count: int = 1) -> None:
+        """Answer the next `count` `$<command>` with `reply` (e.g. "$OK 99999 230000"): a
+        well-formed frame carrying values of a broken controller. The command is still
+        executed."""
         with self._lock:
-            self._canned[command] = reply
+            self._canned[command] = (reply, count)
 
     def interleave(self, *lines: str) -> None:
         """Send these async lines (checksummed) between the next command and its reply."""
@@ -260,7 +261,10 @@ class EmulatedEvse:
         self.commands.append(frame)
         ok, params = self._command(frame.command, frame.params)
         text = " ".join(("$OK" if ok else "$NK", *params))
-        text = self._canned.pop(frame.command, text)
+        if frame.command in self._canned:
+            text, left = self._canned.pop(frame.command)
+            if left > 1:
+                self._canned[frame.command] = (text, left - 1)
         if frame.seq is not None:
             text += f" :{frame.seq:02X}"
         return _frame(text) if frame.checksum else text

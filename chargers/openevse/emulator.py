@@ -213,6 +213,7 @@ class EmulatedEvse:
         with self._lock:
             self._drop = self._garble = self._delay_count = 0
             self._interleave = []
+            self._canned.clear()
 
     def answer_next(self, command: str, reply: str, count: int = 1) -> None:
         """Answer the next `count` `$<command>` with `reply` (e.g. "$OK 99999 230000"): a

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from conftest import Broker
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chargers.base import Charger, ChargerError, CurrentLimiter
 from chargers.openevse import rapi
@@ -424,5 +426,43 @@ def test_implausible_measurements_are_refused(make_rig: RigFactory, reply: str) 
         with pytest.raises(ChargerError, match="implausible"):
             driver.read()
         assert driver.read().current_a == 0.0  # the next, sane reply is used
+    finally:
+        driver.close()
+
+
+_TOKENS = st.text(alphabet="0123456789abcdefABCDEF-+.eExV: ^$", min_size=1, max_size=24)
+
+
+def test_any_reply_is_a_reading_or_a_charger_error(make_rig: RigFactory) -> None:
+    """Whatever the controller answers to a read or a command, the driver returns a
+    plausible reading or raises ChargerError: no other exception leaves it."""
+    c = EmulatedEvse()
+    c.plug_in()
+    driver = make_rig("serial", c, timeout_s=0.2, retries=1).charger()
+    driver.connect()
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.sampled_from(["GG", "GS", "SC", "FE", "GE"]), st.sampled_from(["$OK", "$NK"]),
+           st.lists(_TOKENS, max_size=4))
+    def check(command: str, kind: str, params: list[str]) -> None:
+        c.answer_next(command, " ".join((kind, *params)))
+        try:
+            if command in ("GG", "GS"):
+                reading = driver.read()
+                assert reading.current_a is None or 0 <= reading.current_a <= rapi.MAX_A
+                assert reading.voltage_v is None or rapi.MIN_V <= reading.voltage_v <= rapi.MAX_V
+            elif command == "FE":
+                driver.enable(True)
+            else:
+                if command == "GE":  # read after a bare `$NK` to `$SC`
+                    c.answer_next("SC", "$NK")
+                driver.set_current(10)
+        except ChargerError:
+            pass
+        finally:
+            c.clear_faults()
+
+    try:
+        check()
     finally:
         driver.close()

@@ -1,11 +1,14 @@
 """Helpers for end-to-end tests of the daemon (also for driver tests): a config for the
-mosquitto fixture, a publishing client, reading a retained topic, and waiting on a condition
-with a deadline."""
+mosquitto fixture, a publishing client, reading a retained topic, waiting on a condition
+with a deadline, and a loopback HTTP server that answers every request alike."""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -114,3 +117,30 @@ def retained(broker: Any, topic: str, timeout_s: float = 5.0) -> str:
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+@contextmanager
+def http_answering(status: int, headers: dict[str, str], body: bytes) -> Iterator[str]:
+    """A server on 127.0.0.1 that answers every GET and POST with this reply; its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self) -> None:
+            self.send_response(status)
+            for key, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _reply
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

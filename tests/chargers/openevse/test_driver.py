@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import tomllib
@@ -9,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from conftest import Broker
+from daemon_support import http_answering
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -239,6 +241,17 @@ def test_wrong_http_credentials(make_rig: RigFactory) -> None:
     driver = rig.charger(password="wrong")
     with pytest.raises(ChargerError, match="401 unauthorized: check username and password"):
         driver.connect()
+
+
+def test_a_reply_labelled_with_an_odd_charset_is_still_read(make_rig: RigFactory) -> None:
+    # httpx's `.text` raises for charset=utf-32 (no BOM); the driver reads the bytes itself.
+    body = json.dumps({"cmd": "$GV", "ret": "$OK 8.2.1 5.1.3"}).encode()
+    with http_answering(200, {"Content-Type": "application/json; charset=utf-32"},
+                        body) as url:
+        driver = make_rig("http").charger(url=url, retries=0)
+        with pytest.raises(ChargerError, match=r"\$GC: current range: not a number"):
+            driver.connect()  # $GV read; every later command gets the same answer
+        assert driver.version == rapi.Version("8.2.1", "5.1.3")
 
 
 def test_command_blocked_by_wifi_firmware_v4(make_rig: RigFactory) -> None:

@@ -21,7 +21,8 @@ from chargers.openevse.emulator import EmulatedEvse, SerialEmulator
 from chargers.openevse.rapi import EvseState
 
 
-def _library() -> ModuleType:
+@pytest.fixture(scope="module")
+def library() -> ModuleType:
     """The library's `openevse` module, loaded under another name: this test package is
     also called `openevse`."""
     try:
@@ -35,11 +36,6 @@ def _library() -> ModuleType:
     return module
 
 
-@pytest.fixture(scope="module")
-def library() -> ModuleType:
-    return _library()
-
-
 def _client(library: ModuleType, controller: EmulatedEvse) -> Iterator[Any]:
     emulator = SerialEmulator(controller)
     evse = library.SerialOpenEVSE(emulator.path)  # turns echo off with `$FF E 0`
@@ -51,11 +47,12 @@ def _client(library: ModuleType, controller: EmulatedEvse) -> Iterator[Any]:
 
 
 @pytest.fixture
-def current() -> Iterator[tuple[EmulatedEvse, Any]]:
+def current(library: ModuleType) -> Iterator[tuple[EmulatedEvse, Any]]:
     """The library on a controller with current firmware (8.2.1), a car plugged in."""
     controller = EmulatedEvse()
     controller.plug_in()
-    yield from ((controller, evse) for evse in _client(_library(), controller))
+    for evse in _client(library, controller):
+        yield controller, evse
 
 
 def test_readings_and_settings_agree_with_the_emulator(

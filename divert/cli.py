@@ -14,7 +14,8 @@ from pathlib import Path
 from divert import __version__
 
 # Modules that add subcommands of their own, each through `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("divert.daemon.run", "chargers.goe_ocpp.cli",
+COMMAND_MODULES: tuple[str, ...] = ("divert.daemon.run", "divert.daemon.status",
+                                    "chargers.goe_ocpp.cli",
                                     "chargers.openevse.cli", "chargers.evsemaster.cli",
                                     "divert.sim.bench")
 

@@ -109,10 +109,16 @@ class StatePublisher:
                 self._sent[topic] = (payload, now_s)
 
     def close(self) -> None:
+        """Send what is still held back by the rate limit, then stop."""
         with self._lock:
             self._closed = True
             if self._timer is not None:
                 self._timer.cancel()
+            now_s = self._clock()
+            for topic, payload in self._wanted.items():
+                if self._sent.get(topic, ("",))[0] != payload:
+                    self._publish(topic, payload)
+                    self._sent[topic] = (payload, now_s)
 
     def _send_due(self) -> None:
         now_s = self._clock()

@@ -175,8 +175,8 @@ class Daemon:
         finally:
             if got_lock:
                 self._lock.release()
+        self.publishers.close()  # issue 15: the last state out before the link goes
         self.mqtt.stop(publish_offline=not handover)
-        self.publishers.close()  # issue 15
         self.metrics.close()
         log.info("divert stopped")
 

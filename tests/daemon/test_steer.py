@@ -179,7 +179,7 @@ def test_an_invalid_command_is_refused_with_a_message_and_changes_nothing(
         for n, (topic, payload, error_topic, message) in enumerate(INVALID, 1):
             publisher.publish(f"divert/{topic}", payload)
             where = f"divert/{error_topic}/error" if error_topic else "divert/error"
-            got = wait_for(lambda n=n: [(t, m) for t, m, _ in errors.messages[:]  # type: ignore[misc]
+            got = wait_for(lambda n=n: [(t, m) for t, m, _ in errors.messages[:]
                                         if t.endswith("/error")][n - 1:], what="an error")
             assert len(got) == 1 and got[0][0] == where and message in got[0][1], (topic, got)
             assert _refused(daemon) == n

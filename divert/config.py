@@ -7,6 +7,7 @@ Environment overrides use `__` between levels: `DIVERT_MQTT__HOST=broker`,
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +221,15 @@ def validate(data: dict[str, Any], path: Path) -> Settings:
     except ValidationError as exc:
         tags = {str(c.get("type")) for c in data.get("chargers", []) if isinstance(c, dict)}
         raise ConfigError(path, tuple(_describe(dict(e), tags) for e in exc.errors())) from None
+
+
+def load_or_exit(path: Path) -> Settings:
+    """`load` for a command: an invalid config is printed (file, key, reason) and exits 1."""
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def load(path: Path) -> Settings:

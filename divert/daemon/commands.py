@@ -29,6 +29,7 @@ from divert.config import ScheduleEntry, Settings
 from divert.core.capabilities import Capabilities
 from divert.core.controller import Controller
 from divert.core.modes import Mode
+from divert.daemon.feeds import PayloadError, parse_number
 from divert.daemon.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -155,7 +156,10 @@ class Commands:
             o.boost_until_s = None
             log.info("command: charger %s mode %s", q.charger, o.mode)
             return
-        number = _number(text)
+        try:
+            number = parse_number(q.payload)
+        except PayloadError as exc:
+            raise CommandError(str(exc)) from None
         if q.command == "boost":
             if not 0 <= number <= MAX_BOOST_MIN:
                 raise CommandError(f"boost takes minutes from 0 (cancel) to "
@@ -278,16 +282,6 @@ class Commands:
             log.info("charger %s: commands kept from before the restart: %s", name,
                      ", ".join(kept))
         return o
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise CommandError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise CommandError(f"{text!r} is not a finite number")
-    return value
 
 
 def _finite(value: Any) -> float:

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from divert.config import ConfigError, load
+from divert.config import load_or_exit
 from divert.netconf import listen_address
 
 NOT_RUNNING = 3
@@ -41,11 +41,7 @@ def state_url(listen: str) -> str:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    try:
-        settings = load(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    settings = load_or_exit(args.config)
     if not settings.metrics.listen:
         print(f"{args.config}: metrics.listen is off (\"\"); divert status reads the running "
               "daemon's state from that listener", file=sys.stderr)

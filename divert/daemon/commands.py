@@ -77,7 +77,6 @@ class Commands:
     def __init__(self, settings: Settings, publish: Callable[[str, str], None],
                  metrics: Metrics, on_command: Callable[[], None]) -> None:
         self.base = settings.mqtt.base_topic
-        self.enabled = settings.mqtt.allow_commands
         self._config_mode = settings.policy.mode
         self._ranges = {c.name: (c.min_current_a, c.max_current_a) for c in settings.chargers}
         self._publish = publish

@@ -482,6 +482,7 @@ class Daemon:
                 name in self.actuators and reading is not None,
                 self._ev_w(name, reading, values), run.ev_from_surplus_wh, run.ev_from_grid_wh,
                 eff.limit_a, eff.boost_until_s)
+        # wall clock, then the clock the guards run on (the same one here, for now)
         return self.snapshots.build(now_s, now_s, self.mode, values, self.feeds.ages_s(),
                                     self._surplus_w(values), facts)
 

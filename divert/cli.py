@@ -16,24 +16,16 @@ from divert import __version__
 # Modules that add subcommands of their own, each through `register(subparsers)`. None of
 # them may import numpy or the simulator at module level: `divert run` must not pay for them
 # (memory, and a thread that would not block the daemon's signals).
-COMMAND_MODULES: tuple[str, ...] = ("divert.daemon.run", "chargers.goe_ocpp.cli",
-                                    "chargers.openevse.cli", "chargers.evsemaster.cli")
-
-
-def _settings_or_exit(path: Path):  # type: ignore[no-untyped-def]
-    from divert.config import ConfigError, load
-
-    try:
-        return load(path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(1) from None
+COMMAND_MODULES: tuple[str, ...] = ("divert.daemon.run", "divert.daemon.status",
+                                    "chargers.goe_ocpp.cli", "chargers.openevse.cli",
+                                    "chargers.evsemaster.cli")
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from divert.config import load_or_exit
     from divert.policies.presets import PresetError, load_preset
 
-    settings = _settings_or_exit(args.config)
+    settings = load_or_exit(args.config)
     try:
         load_preset(settings.policy.preset)
     except PresetError as exc:
@@ -46,11 +38,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from divert.config import load_or_exit
     from divert.core.modes import Mode
     from divert.policies.presets import PresetError, load_preset
     from divert.sim import plot, simulate, trace
 
-    settings = _settings_or_exit(args.config) if args.config else None
+    settings = load_or_exit(args.config) if args.config else None
     preset_name = args.policy or (settings.policy.preset if settings else "balanced")
     try:
         preset = load_preset(preset_name)

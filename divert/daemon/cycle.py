@@ -1,18 +1,21 @@
-"""One control cycle over all chargers: read → inputs → step → record → apply → report.
+"""One control cycle over all chargers: commands → read → inputs → step → record → apply →
+report.
 
+commands  the inbox of MQTT commands is drained: controller settings only.
 read    every charger (connecting those not yet connected when due), in parallel, each call
         bounded by `CALL_TIMEOUT_S`; a charger still busy with an earlier call is skipped.
         A charger's first reading is reconciled with its relay guard: found charging, it is
         adopted as on, never paused and restarted.
 inputs  one `Inputs` per charger that may be commanded: read at least once, not busy, and the
-        feeds had their chance (a first fresh value, or their `max_age_s` since start).
-        Before that no command goes out.
+        feeds had their chance (a first fresh value, or their `max_age_s` since start) unless
+        its mode needs none (fast, off). Before that no command goes out.
 step    `decisions = self._step(inputs)`: the pure core, one call (the site step replaces it).
 record  write-ahead: when a relay history changed the state is saved before any command;
         a start that cannot be saved is undone and not sent.
 apply   the actuators, in parallel and bounded like the reads; a fresh reading that
         contradicts what was sent makes the actuator send everything again.
-report  metrics, energy, the status line and the watchdog.
+report  metrics and energy; then `hand_over` (the daemon's: the Snapshot to its publishers,
+        the status line and the watchdog to systemd).
 
 All times are on the control clock. The daemon runs a cycle under its lock; `abort` (set
 when the daemon stops) ends every wait for chargers at once and skips the apply.
@@ -38,10 +41,10 @@ from divert.core.reasons import Reason
 from divert.core.surplus import surplus_w
 from divert.daemon.actuator import Actuator
 from divert.daemon.clock import Clock
+from divert.daemon.commands import Commands
 from divert.daemon.feeds import Feeds
 from divert.daemon.metrics import Metrics, blocked_label
 from divert.daemon.persistence import Persistence
-from divert.daemon.sdnotify import Notifier
 from divert.daemon.station import CONNECT_RETRY_S, Polled, Station
 from divert.daemon.worker import settle
 
@@ -49,45 +52,53 @@ log = logging.getLogger(__name__)
 
 CALL_TIMEOUT_S = 5.0  # a charger call taking longer is given up on for this cycle
 KICK_FEEDS = frozenset({"grid", "solar", "load"})  # a fresh value of these runs the loop
+DATA_FREE = frozenset({Mode.FAST, Mode.OFF})  # modes that decide without the feeds
 
 
 class Cycle:
     def __init__(self, settings: Settings, clock: Clock, chargers: dict[str, Charger],
                  caps: dict[str, Capabilities], make: Callable[[Capabilities], Controller],
-                 feeds: Feeds, metrics: Metrics, notifier: Notifier,
-                 persistence: Persistence, save: Callable[[], bool]) -> None:
+                 feeds: Feeds, metrics: Metrics, commands: Commands, persistence: Persistence,
+                 save: Callable[[], bool],
+                 hand_over: Callable[[dict[str, float | None]], None]) -> None:
         self.settings = settings
         self.clock = clock
         self.feeds = feeds
         self.metrics = metrics
-        self.notifier = notifier
+        self.commands = commands
         self.persistence = persistence
         self._save = save
         self._make = make
+        self._hand_over = hand_over
         self.mode: Mode = settings.policy.mode
         self.limit_a: float | None = None
         self.stations = {name: Station(name, charger) for name, charger in chargers.items()}
-        self.controllers = {name: self.new_controller(c) for name, c in caps.items()}
+        self.controllers = {name: self.new_controller(name, c) for name, c in caps.items()}
         self.last_decisions: dict[str, Decision] = {}
         self.abort: Future[None] = Future()
         self.started_s = clock.control_s()
         self._feeds_ready = False
         self._step = self._step_each
 
-    def new_controller(self, caps: Capabilities) -> Controller:
+    def new_controller(self, name: str, caps: Capabilities) -> Controller:
         controller = self._make(caps)
-        controller.mode = self.mode
-        controller.set_limit(self.limit_a)
+        self.settle(name, controller)
         return controller
+
+    def settle(self, name: str, controller: Controller) -> None:
+        """Put the settings in force on a controller: the mode and cap (config or schedule),
+        with what commands changed on top."""
+        self.commands.settle(name, controller, self.mode, self.limit_a, self.clock.wall_s())
 
     def set_mode(self, mode: Mode, limit_a: float | None) -> None:
         self.mode, self.limit_a = mode, limit_a
-        for controller in self.controllers.values():
-            controller.mode = mode
-            controller.set_limit(limit_a)
+        for name, controller in self.controllers.items():
+            self.settle(name, controller)
 
     def run(self) -> None:
         started = time.perf_counter()
+        if self.commands.drain(self.clock.wall_s(), self.controllers, self.mode, self.limit_a):
+            self._save()
         now_s = self.clock.control_s()
         values = self.feeds.values()
         self._read(now_s)
@@ -161,9 +172,9 @@ class Cycle:
             self.metrics.command_errors.labels(name, "connect").inc()
             station.warn.warning(now_s, "charger %s: cannot connect: %s", name, exc)
             return
-        controller = self.new_controller(caps)
+        controller = self._make(caps)
         controller.restore(self.controllers[name].to_state())
-        controller.mode = self.mode
+        self.settle(name, controller)
         self.controllers[name] = controller
         station.actuator = actuator
         station.warn.reset()
@@ -198,23 +209,36 @@ class Cycle:
         return self._feeds_ready
 
     def _inputs(self, now_s: float, values: dict[str, float | None]) -> dict[str, Inputs]:
-        if not self._feeds_had_chance(now_s, values):
-            return {}
+        feeds_ready = self._feeds_had_chance(now_s, values)
         out: dict[str, Inputs] = {}
-        ev_feed = "ev_power" in self.feeds.feeds
-        for i, (name, station) in enumerate(self.stations.items()):
+        for name, station in self.stations.items():
             if station.actuator is None or not station.adopted or station.worker.busy:
                 continue
+            if not feeds_ready and self.controllers[name].mode not in DATA_FREE:
+                continue
             reading = station.reading
-            ev_w = values.get("ev_power") if ev_feed and i == 0 else (
-                None if reading is None else reading.power_w)
+            ev_w = station.ev_w = self.ev_w(name, values)
             voltage_v = values.get("voltage") or (None if reading is None else reading.voltage_v)
-            station.ev_w = ev_w
             out[name] = Inputs(time_s=now_s, grid_w=values.get("grid"),
                                solar_w=values.get("solar"), load_w=values.get("load"),
                                ev_w=ev_w, voltage_v=voltage_v, battery_w=values.get("battery"),
                                battery_soc_pct=values.get("battery_soc"))
         return out
+
+    def ev_w(self, name: str, values: dict[str, float | None]) -> float | None:
+        """The EV's draw: the `ev_power` feed for the first charger, else its own reading."""
+        if "ev_power" in self.feeds.feeds and next(iter(self.stations)) == name:
+            return values.get("ev_power")
+        reading = self.stations[name].reading
+        return None if reading is None else reading.power_w
+
+    def surplus_w(self, values: dict[str, float | None]) -> float | None:
+        """The site's surplus: what all EVs could draw without import."""
+        evs_w = [s.reading.power_w for s in self.stations.values()
+                 if s.reading is not None and s.reading.power_w is not None]
+        grid = self.settings.feeds.grid
+        return surplus_w(values.get("grid"), values.get("solar"), values.get("load"),
+                         sum(evs_w), grid is None or grid.includes_ev, values.get("battery"))
 
     def _step_each(self, inputs: dict[str, Inputs]) -> dict[str, Decision]:
         return {name: self.controllers[name].step(inp) for name, inp in inputs.items()}
@@ -295,9 +319,7 @@ class Cycle:
             m.power_w.labels(name).set(math.nan if station.ev_w is None else station.ev_w)
             m.mode.labels(name).state(str(self.controllers[name].mode))
         self._site_metrics(values)
-        # The place to build a snapshot of this cycle and hand it to its readers.
-        self.notifier.status(self.status_line())
-        self.notifier.watchdog()
+        self._hand_over(values)
 
     def _count_energy(self, station: Station, now_s: float, inp: Inputs) -> None:
         """Integrate the EV's power since the last cycle, split into surplus and grid.
@@ -329,12 +351,7 @@ class Cycle:
 
         m.grid_w.set(nan(values.get("grid")))
         m.solar_w.set(nan(values.get("solar")))
-        evs_w = [s.reading.power_w for s in self.stations.values()
-                 if s.reading is not None and s.reading.power_w is not None]
-        grid_includes_ev = self.settings.feeds.grid is None or self.settings.feeds.grid.includes_ev
-        m.surplus_w.set(nan(surplus_w(values.get("grid"), values.get("solar"),
-                                      values.get("load"), sum(evs_w), grid_includes_ev,
-                                      values.get("battery"))))
+        m.surplus_w.set(nan(self.surplus_w(values)))
         for feed, age_s in self.feeds.ages_s().items():
             m.feed_age_s.labels(feed).set(nan(age_s))
 

@@ -2,8 +2,9 @@
 
 Content: per charger the controller's state (relay history, setpoint, phases, the policy's
 memory), its energy counters and starts counter; the mode and the current cap; chargers
-removed from the config, whose relay history is kept `RETIRED_KEEP_S`; and `commands`
-(settings changed by command, written by their owner through `Saved.commands`).
+removed from the config, whose relay history is kept `RETIRED_KEEP_S`; and the sections other
+parts keep for themselves (`commands`: settings changed by command; `energy_today`), stored
+and handed back as they are.
 
 Clocks: the file holds wall-clock times, plus the control clock's reading and boot id at the
 save. A load in the same boot maps the times back through the control clock, exactly,
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 SAVE_EVERY_S = 600.0  # energy counters are saved this often (an SD card wears with each write)
 RETIRED_KEEP_S = 86400.0  # a charger removed from the config keeps its relay history this long
 POLICY_FRESH_S = 900.0  # a policy's memory older than this is not restored
+_OWN = frozenset({"version", "saved_at", "clock", "config_mode", "mode", "limit_a", "chargers"})
 
 
 @dataclass
@@ -59,7 +61,7 @@ class Saved:
     mode: Mode
     limit_a: float | None
     chargers: dict[str, ChargerRecord]
-    commands: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, Any] = field(default_factory=dict)  # other parts', as they are
     wall_s: float = 0.0  # when it was saved, wall clock (schedules missed since)
     age_s: float | None = None  # control-clock age when loaded; None: unknown
 
@@ -114,11 +116,9 @@ class Persistence:
                         "set back, or a boot without a real-time clock); each counts as now, "
                         "holding for its full window", self.file.path, moved)
         limit = data["limit_a"]
-        commands = data.get("commands", {})
-        if not isinstance(commands, dict):
-            raise TypeError(f"commands: expected an object, got {commands!r}")
+        sections = {k: v for k, v in data.items() if k not in _OWN}
         return Saved(str(data["config_mode"]), Mode(data["mode"]),
-                     None if limit is None else _amount(limit), chargers, commands,
+                     None if limit is None else _amount(limit), chargers, sections,
                      saved_at, age_s if age_s >= 0 else None)
 
     def _encode(self, saved: Saved) -> dict[str, Any]:
@@ -137,8 +137,8 @@ class Persistence:
             chargers[name] = entry
         return {"saved_at": wall_s, "clock": {"boot_id": self.clock.boot_id(),
                                               "control_s": now_s},
-                "config_mode": saved.config_mode, "mode": str(saved.mode),
-                "limit_a": saved.limit_a, "chargers": chargers, "commands": saved.commands}
+                **saved.sections, "config_mode": saved.config_mode, "mode": str(saved.mode),
+                "limit_a": saved.limit_a, "chargers": chargers}
 
     def save(self, saved: Saved) -> bool:
         """Write `saved` durably; False (counted, logged at most once a minute) if not."""

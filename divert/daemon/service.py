@@ -1,4 +1,5 @@
-"""The daemon: its parts wired together, its lifecycle, and the schedules.
+"""The daemon: its parts wired together, its lifecycle, the schedules, and the Snapshot each
+cycle hands to the publishers (MQTT state, the status page, `/api/state`).
 
 Threads: paho's network thread stores feed values and kicks the loop; the loop's thread runs
 the control cycle (`cycle.py`, paced by `loop.py`); each charger's calls run on a worker of
@@ -27,6 +28,7 @@ from divert.core.capabilities import Capabilities
 from divert.core.controller import Controller, Decision, SiteParams
 from divert.core.modes import Mode
 from divert.daemon.clock import Clock, SystemClock
+from divert.daemon.commands import Commands
 from divert.daemon.cycle import KICK_FEEDS, Cycle
 from divert.daemon.feeds import Feeds
 from divert.daemon.loop import Loop
@@ -39,7 +41,9 @@ from divert.daemon.persistence import (
     Persistence,
     Saved,
 )
+from divert.daemon.publish import Publishers
 from divert.daemon.sdnotify import Notifier
+from divert.daemon.snapshot import ChargerFacts, Snapshot, SnapshotBuilder
 from divert.daemon.worker import settle
 from divert.policies.presets import load_preset
 
@@ -72,16 +76,21 @@ class Daemon:
                                         for c in settings.chargers}
         self.feeds = Feeds(settings.feeds, self._feed_error, self.clock.control_s)
         self.metrics = Metrics(chargers, self.feeds.feeds)
-        self.persistence = Persistence(settings.state.path, self.clock, self.metrics.save_errors)
-        self.cycle = Cycle(settings, self.clock, chargers,
-                           {c.name: c.capabilities() for c in settings.chargers},
-                           self._controller, self.feeds, self.metrics, self.notifier,
-                           self.persistence, self.save)
-        self.retired: dict[str, ChargerRecord] = {}  # removed from the config, kept 24 h
-        self.commands: dict[str, Any] = {}  # settings changed by command, persisted as is
         self.mqtt = MqttLink(settings.mqtt, self.feeds.topics(), self._on_message,
                              lambda up: self.metrics.mqtt_connected.set(float(up)))
         self.loop = Loop(self.run_cycle, settings.interval_s)
+        # See and steer (LOOP.md): a command inbox in, Snapshots out.
+        self.commands = Commands(settings, self.mqtt.publish, self.metrics, self.loop.kick)
+        if settings.mqtt.allow_commands:
+            self.mqtt.route(self.commands.topic_filter, self.commands.offer)
+        self.publishers = Publishers(settings, self.mqtt, self.metrics)
+        self.snapshots = SnapshotBuilder(self.tz)
+        self.persistence = Persistence(settings.state.path, self.clock, self.metrics.save_errors)
+        self.cycle = Cycle(settings, self.clock, chargers,
+                           {c.name: c.capabilities() for c in settings.chargers},
+                           self._controller, self.feeds, self.metrics, self.commands,
+                           self.persistence, self.save, self._hand_over)
+        self.retired: dict[str, ChargerRecord] = {}  # removed from the config, kept 24 h
         self.scheduler: Any = None  # apscheduler's, with [[schedule]] entries
         self._lock = threading.Lock()  # controllers, drivers, state
         self._stop_lock = threading.Lock()
@@ -128,7 +137,7 @@ class Daemon:
             self._restore(self.persistence.load())
             self.cycle.started_s = self.clock.control_s()
         if self.settings.metrics.listen:
-            self.metrics.serve(self.settings.metrics.listen)
+            self.metrics.serve(self.settings.metrics.listen, self.publishers.pages())
         try:
             self.mqtt.start()
         except Exception:
@@ -170,6 +179,7 @@ class Daemon:
             self._shutdown_chargers([n for n in self.cycle.stations if n not in keep])
             self.save()
             self._close_chargers()
+        self.publishers.close()  # the last state out before the link goes
         self.mqtt.stop(publish_offline=handover is None, timeout_s=MQTT_STOP_S)
         self.metrics.close()
         log.info("divert stopped (%.1f s)", time.monotonic() - started)
@@ -249,8 +259,9 @@ class Daemon:
             station.ev_from_surplus_wh = record.ev_from_surplus_wh
             station.ev_from_grid_wh = record.ev_from_grid_wh
             station.relay_starts = record.relay_starts
+        self.commands.restore(saved.sections.get("commands"))
+        self.snapshots.restore(saved.sections.get("energy_today"))
         self.cycle.set_mode(mode, saved.limit_a)
-        self.commands = saved.commands
         log.info("state restored from %s%s", self.persistence.file.path,
                  " (with the policy's memory)" if warm else "")
 
@@ -263,10 +274,10 @@ class Daemon:
                      "afresh", name, exc)
 
     def _afresh(self) -> None:
-        self.retired, self.commands = {}, {}
+        self.retired = {}
         self.cycle.set_mode(self.settings.policy.mode, None)
         for c in self.settings.chargers:
-            self.controllers[c.name] = self.cycle.new_controller(c.capabilities())
+            self.controllers[c.name] = self.cycle.new_controller(c.name, c.capabilities())
             station = self.cycle.stations[c.name]
             station.ev_from_surplus_wh = station.ev_from_grid_wh = station.relay_starts = 0.0
 
@@ -283,7 +294,8 @@ class Daemon:
             if name not in chargers and now_s - record.retired_s <= RETIRED_KEEP_S:
                 chargers[name] = record
         return Saved(self.settings.policy.mode, self.mode, self.cycle.limit_a, chargers,
-                     self.commands)
+                     {"commands": self.commands.to_state(),
+                      "energy_today": self.snapshots.to_state()})
 
     def save(self) -> bool:
         """Save the state now; False if it could not be written."""
@@ -302,6 +314,7 @@ class Daemon:
         self.loop.kick()
 
     def _set_schedule(self, entry: ScheduleEntry) -> None:
+        self.commands.schedule_fired(entry)  # a schedule ends what it sets
         self.cycle.set_mode(entry.mode or self.mode, entry.max_current_a)
 
     # --- the loop ----------------------------------------------------------------------
@@ -312,6 +325,29 @@ class Daemon:
     def _on_message(self, topic: str, payload: bytes, retained: bool) -> None:
         if not KICK_FEEDS.isdisjoint(self.feeds.handle(topic, payload, retained)):
             self.loop.kick()
+
+    def _hand_over(self, values: dict[str, float | None]) -> None:
+        """The end of a cycle's report: the Snapshot to its publishers, the status line and
+        the watchdog to systemd."""
+        self.publishers.offer(self._view(values))
+        self.notifier.status(self.status_line())
+        self.notifier.watchdog()
+
+    def _view(self, values: dict[str, float | None]) -> Snapshot:
+        """This cycle's Snapshot: wall clock for display and the day, the control clock for
+        the guards' windows."""
+        wall_s, control_s = self.clock.wall_s(), self.clock.control_s()
+        facts = {}
+        for name, controller in self.controllers.items():
+            station = self.cycle.stations[name]
+            eff = self.commands.effective(name, self.mode, self.cycle.limit_a, wall_s)
+            facts[name] = ChargerFacts(
+                controller, self.last_decisions.get(name),
+                station.actuator is not None and station.reading is not None,
+                self.cycle.ev_w(name, values), station.ev_from_surplus_wh,
+                station.ev_from_grid_wh, eff.limit_a, eff.boost_until_s)
+        return self.snapshots.build(wall_s, control_s, self.mode, values, self.feeds.ages_s(),
+                                    self.cycle.surplus_w(values), facts)
 
     def run_cycle(self) -> None:
         """One control cycle (the loop calls this; tests with a hand-moved clock too)."""

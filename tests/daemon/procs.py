@@ -7,40 +7,7 @@ import socket
 import subprocess
 import sys
 import threading
-import tomllib
 from pathlib import Path
-from typing import Any
-
-
-def toml(data: dict[str, Any]) -> str:
-    """Just enough TOML for the test configs (tables, arrays of tables, scalars)."""
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        return repr(v)
-
-    lines: list[str] = []
-
-    def table(prefix: str, body: dict[str, Any]) -> None:
-        for k, v in body.items():
-            if not isinstance(v, dict | list):
-                lines.append(f"{k} = {value(v)}")
-        for k, v in body.items():
-            name = f"{prefix}.{k}" if prefix else k
-            if isinstance(v, dict):
-                lines.append(f"[{name}]")
-                table(name, v)
-            elif isinstance(v, list):
-                for item in v:
-                    lines.append(f"[[{name}]]")
-                    table(name, item)
-
-    table("", data)
-    text = "\n".join(lines) + "\n"
-    assert tomllib.loads(text) == data
-    return text
 
 
 class NotifyListener:

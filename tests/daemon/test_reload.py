@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from daemon_support import Publisher
+from daemon_support import Publisher, toml_text
 
 from chargers.openevse.rapi import EvseState
 from divert.daemon.reload import reload
@@ -15,7 +15,6 @@ from divert.daemon.sdnotify import Notifier
 from divert.daemon.service import Daemon
 
 from .harness import Rig, controls, rig
-from .procs import toml
 
 RELAY = {"min_on_s": 300, "min_off_s": 300, "max_starts_per_hour": 2, "max_starts_per_day": 6}
 
@@ -25,7 +24,7 @@ def _reload(r: Rig, *names: str) -> Daemon:
     assert r.daemon is not None
     path = r.tmp_path / "divert.toml"
     r.data["chargers"] = [r.entry(n) for n in names]
-    path.write_text(toml(r.data))
+    path.write_text(toml_text(r.data))
     r.daemon = reload(r.daemon, path, Notifier(), loop=False)
     return r.daemon
 

@@ -9,13 +9,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon_support import Publisher, config, wait_for
+from daemon_support import Publisher, config, toml_text, wait_for
 
 from chargers.openevse.emulator import HttpEmulator
 from chargers.openevse.rapi import EvseState
 
 from .harness import Evse
-from .procs import NotifyListener, Run, toml
+from .procs import NotifyListener, Run
 
 FREE = {"min_on_s": 0, "min_off_s": 0, "max_starts_per_hour": 60, "max_starts_per_day": 1000}
 
@@ -41,7 +41,7 @@ def test_sigterm_with_a_charger_answering_late_stops_within_5_s(
         evse.mode = "sleeping"
         fronts[name] = HttpEmulator(evse)
     cfg = tmp_path / "divert.toml"
-    cfg.write_text(toml(config(tmp_path, mosquitto, relay=FREE, chargers=[
+    cfg.write_text(toml_text(config(tmp_path, mosquitto, relay=FREE, chargers=[
         {"name": name, "type": "openevse", "transport": "http", "url": front.url,
          "timeout_s": 10.0, "retries": 0} for name, front in fronts.items()])))
     run = Run(cfg, notify)
@@ -71,7 +71,7 @@ def test_sigterm_with_a_charger_answering_late_stops_within_5_s(
 def test_two_sigterms_exit_0_with_the_state_saved(tmp_path: Path, mosquitto: Any,
                                                   notify: NotifyListener) -> None:
     cfg = tmp_path / "divert.toml"
-    cfg.write_text(toml(config(tmp_path, mosquitto)))
+    cfg.write_text(toml_text(config(tmp_path, mosquitto)))
     run = Run(cfg, notify)
     try:
         wait_for(lambda: "READY=1" in notify.fields(), 15, "READY=1")

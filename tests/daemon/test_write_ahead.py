@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_support import Publisher, config
+from daemon_support import Publisher, config, toml_text
 
 from chargers.openevse.emulator import HttpEmulator
 from chargers.openevse.rapi import EvseState
 from divert.core.reasons import Reason
 
 from .harness import Evse, rig
-from .procs import NotifyListener, Run, toml
+from .procs import NotifyListener, Run
 
 BUDGET = {"min_on_s": 0, "min_off_s": 0, "max_starts_per_hour": 3, "max_starts_per_day": 100}
 
@@ -36,7 +36,7 @@ def test_a_daemon_killed_at_each_start_command_keeps_the_budget(
     front = HttpEmulator(evse)
     state = tmp_path / "state.json"
     cfg = tmp_path / "divert.toml"
-    cfg.write_text(toml(config(
+    cfg.write_text(toml_text(config(
         tmp_path, mosquitto, relay=BUDGET,
         chargers=[{"name": "garage", "type": "openevse", "transport": "http", "url": front.url,
                    "timeout_s": 1.0, "retries": 0}])))

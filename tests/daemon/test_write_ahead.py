@@ -97,3 +97,20 @@ def test_a_start_that_cannot_be_recorded_is_not_made(tmp_path: Path, mosquitto: 
         r.tick()
         assert evse.closes == 1 and evse.state == EvseState.CHARGING
         assert _starts(folder / "state.json") == 1
+
+
+def test_a_start_whose_command_fails_still_counts(tmp_path: Path, mosquitto: Any,
+                                                  publisher: Publisher) -> None:
+    with rig(tmp_path, mosquitto, publisher, relay=BUDGET) as r:
+        daemon = r.start()
+        evse = r.evses["garage"]
+        r.grid(-3000)
+        r.fronts["garage"].blocked = ("FE",)  # the enable is refused
+        r.tick()
+        assert evse.state == EvseState.SLEEPING
+        assert daemon.controllers["garage"].guard.starts_within(r.clock.control_s(), 3600) == 1
+        assert _starts(r.tmp_path / "state.json") == 1
+        r.fronts["garage"].blocked = ()
+        r.tick()  # sent again in full; the same start, not a second one
+        assert evse.state == EvseState.CHARGING
+        assert daemon.controllers["garage"].guard.starts_within(r.clock.control_s(), 3600) == 1

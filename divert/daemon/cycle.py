@@ -46,7 +46,7 @@ from divert.daemon.feeds import Feeds
 from divert.daemon.metrics import Metrics, blocked_label
 from divert.daemon.persistence import Persistence
 from divert.daemon.station import CONNECT_RETRY_S, Polled, Station
-from divert.daemon.worker import settle
+from divert.daemon.worker import wait_all
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class Cycle:
             call = station.poll(now_s)
             if call is not None:
                 calls[name] = station.worker.submit(call)
-        settle(calls.values(), CALL_TIMEOUT_S, self.abort)
+        wait_all(calls.values(), CALL_TIMEOUT_S, self.abort)
         for name, future in calls.items():
             station = self.stations[name]
             if not future.done():
@@ -273,7 +273,7 @@ class Cycle:
             reading = station.reading if station.fresh else None
             calls[name] = station.worker.submit(partial(station.actuator.apply, decision,
                                                         reading))
-        settle(calls.values(), CALL_TIMEOUT_S, self.abort)
+        wait_all(calls.values(), CALL_TIMEOUT_S, self.abort)
         for name, future in calls.items():
             station = self.stations[name]
             if not future.done():

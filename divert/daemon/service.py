@@ -44,7 +44,7 @@ from divert.daemon.persistence import (
 from divert.daemon.publish import Publishers
 from divert.daemon.sdnotify import Notifier
 from divert.daemon.snapshot import ChargerFacts, Snapshot, SnapshotBuilder
-from divert.daemon.worker import settle
+from divert.daemon.worker import wait_all
 from divert.policies.presets import load_preset
 
 log = logging.getLogger(__name__)
@@ -193,7 +193,7 @@ class Daemon:
             station = self.cycle.stations[name]
             if station.actuator is not None:
                 calls[name] = station.worker.submit(partial(station.actuator.shutdown, state))
-        settle(calls.values(), SHUTDOWN_S, Future())
+        wait_all(calls.values(), SHUTDOWN_S, Future())
         now_s = self.clock.control_s()
         for name, future in calls.items():
             if not future.done():
@@ -206,7 +206,7 @@ class Daemon:
     def _close_chargers(self) -> None:
         stations = self.cycle.stations.values()
         calls = {s.name: s.worker.submit(s.charger.close) for s in stations}
-        settle(calls.values(), CLOSE_S, Future())
+        wait_all(calls.values(), CLOSE_S, Future())
         for name, future in calls.items():
             error = future.exception() if future.done() else TimeoutError(f"{CLOSE_S} s")
             if error is not None:

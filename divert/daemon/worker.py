@@ -59,7 +59,7 @@ class Worker:
                 future.set_exception(exc)
 
 
-def settle(futures: Iterable[Future[Any]], timeout_s: float, abort: Future[Any]) -> None:
+def wait_all(futures: Iterable[Future[Any]], timeout_s: float, abort: Future[Any]) -> None:
     """Wait until every future is done, `timeout_s` has passed, or `abort` is done."""
     pending = set(futures)
     deadline = time.monotonic() + timeout_s

@@ -56,6 +56,8 @@ DATA_FREE = frozenset({Mode.FAST, Mode.OFF})  # modes that decide without the fe
 
 
 class Cycle:
+    """The chargers as the loop drives them: their stations, controllers and decisions."""
+
     def __init__(self, settings: Settings, clock: Clock, chargers: dict[str, Charger],
                  caps: dict[str, Capabilities], make: Callable[[Capabilities], Controller],
                  feeds: Feeds, metrics: Metrics, commands: Commands, persistence: Persistence,
@@ -100,8 +102,8 @@ class Cycle:
         if self.commands.drain(self.clock.wall_s(), self.controllers, self.mode, self.limit_a):
             self._save()
         now_s = self.clock.control_s()
-        values = self.feeds.values()
         self._read(now_s)
+        values = self.feeds.values()
         inputs = self._inputs(now_s, values)
         before = {name: self.controllers[name].to_state() for name in inputs}
         decisions = self._step(inputs)

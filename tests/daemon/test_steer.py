@@ -137,7 +137,10 @@ def test_each_command_changes_behaviour(tmp_path: Path, mosquitto: Any,
         wait_for(lambda: not sim.enabled and mode() == "off", what="off")
         publisher.publish("divert/garage/boost/set", "30")
         wait_for(lambda: sim.enabled and mode() == "fast", what="a boost")
-        until = state.latest()["divert/garage/boost_until"]
+        # Published at the end of a cycle (at most once a second per topic): wait for it.
+        until = wait_for(lambda: state.latest().get("divert/garage/boost_until") not in
+                         (None, "None") and state.latest()["divert/garage/boost_until"],
+                         what="the boost's end on MQTT")
         assert 29 * 60 < time.mktime(time.strptime(until, "%Y-%m-%dT%H:%M:%S+00:00")) \
             - time.mktime(time.gmtime()) <= 30 * 60
         publisher.publish("divert/garage/boost/set", "0")

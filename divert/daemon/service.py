@@ -27,7 +27,7 @@ from divert.config import ScheduleEntry, Settings
 from divert.core.capabilities import Capabilities
 from divert.core.controller import Controller, Decision, Inputs, SiteParams
 from divert.core.modes import Mode
-from divert.core.surplus import surplus_w
+from divert.core.surplus import BatteryMode, BatteryRule, surplus_w
 from divert.daemon import schedule
 from divert.daemon.actuator import Actuator
 from divert.daemon.feeds import Feeds
@@ -82,7 +82,8 @@ class Daemon:
         grid = settings.feeds.grid
         self.site = SiteParams(
             grid_includes_ev=True if grid is None else grid.includes_ev,
-            battery_first_below_soc_pct=None if battery is None else battery.first_below_soc_pct,
+            battery=BatteryRule() if battery is None or battery.first_below_soc_pct is None
+            else BatteryRule(BatteryMode.BATTERY_FIRST, battery.first_below_soc_pct),
             stale_pause_s=settings.stale_pause_s)
         self.tz = ZoneInfo(settings.timezone)
         self.mode: Mode = settings.policy.mode

@@ -38,6 +38,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except PresetError as exc:
         print(f"{args.config}: policy.preset: {exc}", file=sys.stderr)
         return 1
+    for warning in settings.warnings():
+        print(f"{args.config}: warning: {warning}", file=sys.stderr)
     names = ", ".join(f"{c.name} ({c.type})" for c in settings.chargers) or "none"
     print(f"{args.config}: valid; preset {settings.policy.preset}, mode {settings.policy.mode},"
           f" chargers: {names}")

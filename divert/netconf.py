@@ -1,6 +1,6 @@
 """Network settings shared by the daemon and the drivers: listen addresses, password files,
-and the MQTT client set-up (credentials, TLS) that the daemon and OpenEVSE's MQTT transport
-both use.
+the MQTT client set-up (credentials, TLS) that the daemon and OpenEVSE's MQTT transport
+both use, and an MQTT value (a feed: the site's meters, or a charger's own meter).
 
 A leaf: it imports no other layer of divert, so drivers may use it.
 """
@@ -53,6 +53,18 @@ class MqttConfig(BaseModel):
         if self.password is not None and self.password_file is not None:
             raise ValueError("set password or password_file, not both")
         return self
+
+
+class FeedConfig(BaseModel):
+    """One MQTT value. Powers in W (currents in A) after `scale` and `invert`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic: str = Field(min_length=1)
+    json_path: str | None = None  # e.g. "ENERGY.Power", "value", "power.total", "phases.0"
+    scale: float = 1.0  # multiply the payload: 1000 for kW
+    invert: bool = False  # flip the sign (e.g. a meter that reports export as positive)
+    max_age_s: float = Field(60.0, gt=0)
 
 
 class MqttError(Exception):

@@ -17,8 +17,9 @@ from typing import Any
 
 from paho.mqtt.client import topic_matches_sub
 
-from divert.config import FeedConfig, FeedsConfig
+from divert.config import FeedsConfig
 from divert.daemon.throttle import LogThrottle
+from divert.netconf import FeedConfig
 
 log = logging.getLogger(__name__)
 

@@ -186,11 +186,12 @@ class Controller:
         """One control step of a charger on its own, at `inp.time_s`: the surplus from the
         feeds, no site limit. Times must not go backwards."""
         site = self.site
-        charging_min_w = self.caps.min_power_at(self.phases) if self.charging else 0.0
         available_w = surplus_w(inp.grid_w, inp.solar_w, inp.load_w, inp.ev_w,
                                 site.grid_includes_ev, inp.battery_w,
-                                site.battery.charges_first(inp.battery_soc_pct),
-                                site.battery.buffer_w(inp.battery_soc_pct, charging_min_w))
+                                site.battery.charges_first(inp.battery_soc_pct))
+        if available_w is not None and self.charging \
+                and site.battery.carries(inp.battery_soc_pct):
+            available_w = max(available_w, self.caps.min_power_at(self.phases))
         return self.decide(Offer(inp.time_s, available_w, inp.grid_w is not None,
                                  inp.voltage_v))
 

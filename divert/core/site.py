@@ -10,7 +10,8 @@ is offered, and what it then draws is taken from what the chargers after it are 
 * `fair` sharing: equal shares, planned before the step among the chargers that can take
   one, each within what it can draw (its minimum to its maximum power); when the surplus
   cannot carry every charger's minimum, the lowest priorities get none, so that a share
-  too small to charge on is not wasted. What a charger leaves goes to the ones after it.
+  too small to charge on is not wasted. What a charger leaves goes to the ones after it,
+  and what a restart-only charger cannot take before its next restart to the ones before.
 * A charger that cannot use its share takes nothing from the others in the same loop:
   no car, a fault, offline (its draw is in the meter, not added back), held back by its
   guard, or drawing clearly less than it is set to (a full car: its measured draw counts).
@@ -20,8 +21,8 @@ is offered, and what it then draws is taken from what the chargers after it are 
   minimum and nothing starts). Below its minimum a charger pauses, even inside its minimum
   on-time: the one stop the guard allows there, and records.
 * The home battery (`BatteryRule`): its charging is surplus unless it charges first; its
-  discharge is not surplus, except in buffer mode where it may carry the charging cars'
-  minimum through a dip.
+  discharge is not surplus, except in buffer mode where it carries a charging car through
+  a dip at its minimum power (its share is raised to that, never more).
 
 Powers in W, currents in A per phase, voltages in V, times in s.
 """
@@ -33,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
+from divert.core.capabilities import ControlKind
 from divert.core.controller import Controller, Decision, Offer, SiteCap, SiteParams
 from divert.core.modes import Mode
 from divert.core.reasons import Reason
@@ -157,23 +159,32 @@ class Site:
                 self._set_w.pop(m.name, None)
         ev_total_w = sum(w for m in present if (w := self._ev_w(inp, m.name)) is not None)
         battery, soc = self.params.battery, inp.battery_soc_pct
-        charging_min_w = sum(self._min_w(m.name) for m in present
-                             if self.controllers[m.name].charging)
         site_w = surplus_w(inp.grid_w, inp.solar_w, inp.load_w, ev_total_w,
                            self.params.grid_includes_ev, inp.battery_w,
-                           battery.charges_first(soc), battery.buffer_w(soc, charging_min_w))
+                           battery.charges_first(soc))
+        carried = battery.carries(soc)
         room = self._room(inp, present, ev_total_w)
         planned = ({} if site_w is None or self.rules.sharing is Sharing.PRIORITY
                    else self._plan(site_w, present, inp))
         reserved_w = sum(planned.values())  # planned for the chargers not yet stepped
+        spare = self._spare(planned)
+        spare_w = sum(spare.values())  # … of which they will not use this loop
         pool_w = site_w
         decisions: dict[str, Decision] = {}
         shares: dict[str, float | None] = {}
         for m in present:
             c, ci = self.controllers[m.name], inp.chargers[m.name]
             reserved_w -= planned.get(m.name, 0.0)
-            share_w = None if pool_w is None else (pool_w - reserved_w if _can_draw(ci)
-                                                   else 0.0)
+            spare_w -= spare.get(m.name, 0.0)
+            share_w, sun_w = None, 0.0
+            if pool_w is not None:
+                share_w = sun_w = pool_w - reserved_w + spare_w if _can_draw(ci) else 0.0
+                if m.name in spare:  # the share it was planned, for its own economics
+                    share_w = max(share_w, planned[m.name])
+            floored = carried and c.charging and share_w is not None \
+                and share_w < self._min_w(m.name)
+            if floored:  # the battery carries it through the dip at its minimum
+                share_w = self._min_w(m.name)
             volts = inp.voltage_v or ci.voltage_v
             cap = None if room is None else room.cap(
                 self._lines(m, c.caps.phases), c.caps.min_current_a if c.charging else 0.0)
@@ -184,7 +195,8 @@ class Site:
                 room.take(self._lines(m, d.phases), power_w, d.current_a)
             used_w = self._used_w(m.name, ci, d, power_w, t_s)
             if pool_w is not None:
-                pool_w -= used_w
+                # What the battery carries is not the sun's: only the rest leaves the pool.
+                pool_w -= min(used_w, max(0.0, sun_w)) if floored else used_w
             decisions[m.name], shares[m.name] = d, share_w
         self.status = SiteStatus(t_s, site_w, shares, self.rules.max_import_w,
                                  None if self._house_w is None or self.rules.max_import_w is None
@@ -281,6 +293,17 @@ class Site:
         shares = _fill(pool_w, [(lo, hi) for _, lo, hi in takers])
         planned.update((name, w) for (name, _, _), w in zip(takers, shares, strict=True))
         return planned
+
+    def _spare(self, planned: Mapping[str, float]) -> dict[str, float]:
+        """What a restart-only charger that is charging leaves of its planned fair share: it
+        keeps its current for the session (a new one starts with a stop), so the chargers
+        stepped before it may take the rest this loop."""
+        spare = {}
+        for name, planned_w in planned.items():
+            c = self.controllers[name]
+            if c.charging and c.caps.control is ControlKind.RESTART:
+                spare[name] = max(0.0, planned_w - self._set_w.get(name, 0.0))
+        return spare
 
     def _used_w(self, name: str, ci: ChargerInputs, d: Decision, power_w: float,
                 t_s: float) -> float:

@@ -13,13 +13,13 @@ from enum import StrEnum
 def surplus_w(grid_w: float | None = None, solar_w: float | None = None,
               load_w: float | None = None, ev_w: float | None = None,
               grid_includes_ev: bool = True, battery_w: float | None = None,
-              battery_first: bool = False, buffer_w: float = 0.0) -> float | None:
+              battery_first: bool = False) -> float | None:
     """Power the EV could draw without importing, in W; None when the feeds cannot tell.
 
     With a grid meter, surplus is the export plus the EV's own measured draw when the meter
     sees the EV. Without one, it is solar minus house load (load excludes the EV). A charging
     home battery is surplus the EV may take, unless `battery_first`; a discharging battery is
-    not surplus (the EV must not drain it), except for the first `buffer_w` of its discharge.
+    never surplus (the EV must not drain it; `BatteryRule.carries` is the one exception).
     """
     if grid_w is not None:
         ev_seen_w = (ev_w or 0.0) if grid_includes_ev else 0.0
@@ -29,10 +29,7 @@ def surplus_w(grid_w: float | None = None, solar_w: float | None = None,
     else:
         return None
     if battery_w is not None:
-        if battery_w >= 0:
-            available_w += 0.0 if battery_first else battery_w
-        else:
-            available_w += min(0.0, battery_w + buffer_w)
+        available_w += min(battery_w, 0.0) if battery_first else battery_w
     return available_w
 
 
@@ -41,7 +38,7 @@ class BatteryMode(StrEnum):
 
     BATTERY_FIRST = "battery-first"  # its charging is not surplus below a state of charge
     EV_FIRST = "ev-first"  # its charging is surplus
-    BUFFER = "buffer"  # ev-first above a state of charge, and it may carry a car through a dip
+    BUFFER = "buffer"  # ev-first above a state of charge, where it carries a car through a dip
 
 
 @dataclass(frozen=True)
@@ -50,7 +47,7 @@ class BatteryRule:
 
     mode: BatteryMode = BatteryMode.EV_FIRST
     first_below_soc_pct: float = 100.0  # battery-first: its charging is not surplus below this
-    buffer_soc_pct: float = 100.0  # buffer: above this it may carry the cars' minimum
+    buffer_soc_pct: float = 100.0  # buffer: above this it carries charging cars' minimum
 
     def charges_first(self, soc_pct: float | None) -> bool:
         """True when the battery's charging is not surplus now (unknown SoC: it is)."""
@@ -60,11 +57,9 @@ class BatteryRule:
             return soc_pct < self.first_below_soc_pct
         return soc_pct <= self.buffer_soc_pct
 
-    def buffer_w(self, soc_pct: float | None, charging_min_w: float) -> float:
-        """Discharge that counts as surplus: in buffer mode above `buffer_soc_pct`, up to the
-        minimum power of the cars that are charging (W), so that they ride through a dip
-        instead of stopping; else 0."""
-        if self.mode is not BatteryMode.BUFFER or soc_pct is None \
-                or soc_pct <= self.buffer_soc_pct:
-            return 0.0
-        return charging_min_w
+    def carries(self, soc_pct: float | None) -> bool:
+        """True when a charging car may ride through a dip at its minimum power from the
+        battery (buffer mode above `buffer_soc_pct`) instead of stopping: its surplus is
+        raised to its minimum power, never more."""
+        return self.mode is BatteryMode.BUFFER and soc_pct is not None \
+            and soc_pct > self.buffer_soc_pct

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,10 +9,11 @@ from dataclasses import dataclass
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from relay_support import check_relay_history
 
 from divert.core.capabilities import Capabilities, ControlKind
 from divert.core.controller import Controller, Decision, Inputs, SiteParams
-from divert.core.guard import DAY_S, HOUR_S, RelayLimits
+from divert.core.guard import RelayLimits
 from divert.core.modes import Mode
 from divert.core.phases import PhaseParams
 from divert.core.policy import Desire, Observation
@@ -423,31 +423,6 @@ def test_the_phase_current_limit_holds_on_every_line(
                 assert on_line <= max(0.0, 25 - house_a[line - 1]) + 1e-6
 
 
-def _check_guard(events: list[tuple[float, Decision]], limits: RelayLimits) -> None:
-    """Every relay cycle of one charger within its limits; the site limit alone may stop
-    it inside its minimum on-time."""
-    history = [(T0, Decision(False, 0, 0, 3, "", Reason.WAITING)), *events]
-    cycles: list[float] = []
-    closed_s = opened_s = None
-    for (_, d0), (t, d1) in itertools.pairwise(history):
-        if d1.charging and not d0.charging:
-            assert opened_s is None or t - opened_s >= limits.min_off_s - 1e-6
-            cycles.append(t)
-            closed_s = t
-        elif d0.charging and not d1.charging:
-            assert closed_s is not None
-            assert t - closed_s >= limits.min_on_s - 1e-6 or d1.code is Reason.SITE_LIMITED
-            opened_s = t
-        elif d0.charging and d1.charging and d0.phases != d1.phases:
-            assert closed_s is not None and t - closed_s >= limits.min_on_s - 1e-6
-            cycles.append(t)
-            closed_s = t
-        else:
-            continue
-        assert sum(1 for u in cycles if u > t - HOUR_S) <= limits.max_starts_per_hour
-        assert sum(1 for u in cycles if u > t - DAY_S) <= limits.max_starts_per_day
-
-
 @settings(max_examples=150, deadline=None)
 @given(specs, loops, st.sampled_from(list(Sharing)), st.booleans(),
        st.sampled_from(["balanced", "solar-only", "max-solar", "openevse-default"]), relay,
@@ -457,8 +432,10 @@ def test_every_chargers_guard_holds(chargers: list[Spec], stretches: list, shari
                                     max_import_w: float | None) -> None:
     site = _build(chargers, limits, SiteRules(sharing, max_import_w=max_import_w), seen, preset)
     runs = _run(site, stretches, seen)
-    for name in site.controllers:
-        _check_guard([(loop.t_s, loop.decisions[name]) for loop in runs], limits)
+    for name, c in site.controllers.items():
+        check_relay_history([(loop.t_s, (d := loop.decisions[name]).charging, d.phases,
+                              d.code is Reason.SITE_LIMITED) for loop in runs], limits,
+                            c.caps.phases)
 
 
 @settings(max_examples=100, deadline=None)

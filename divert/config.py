@@ -24,6 +24,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from chargers.goe_ocpp.config import OcppConfig
 from chargers.registry import AnyChargerConfig, DriverEnv
+from divert.core.controller import SiteParams
 from divert.core.modes import Mode
 from divert.core.site import Member, Sharing, SiteRules
 from divert.core.surplus import BatteryMode, BatteryRule
@@ -213,6 +214,12 @@ class Settings(BaseSettings):
     def members(self) -> list[Member]:
         """The chargers' places in the site, in config order."""
         return [Member(c.name, c.priority, c.line) for c in self.chargers]
+
+    def site_params(self) -> SiteParams:
+        """How the feeds relate to the chargers, the battery rule and the fail-safe."""
+        grid = self.feeds.grid
+        return SiteParams(True if grid is None else grid.includes_ev, self.battery_rule(),
+                          self.stale_pause_s)
 
     def site_rules(self) -> SiteRules:
         site = self.site

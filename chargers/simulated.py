@@ -44,6 +44,8 @@ class Command:
 class SimulatedCharger:
     """Implements Charger, CurrentLimiter, PowerLimiter and PhaseSwitcher in memory."""
 
+    min_read_s = 0.0  # reads cost nothing: every cycle may read
+
     def __init__(self, config: SimulatedConfig) -> None:
         self.name = config.name
         self._config = config

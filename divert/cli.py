@@ -19,11 +19,12 @@ if TYPE_CHECKING:
     from divert.policies.presets import Preset
     from divert.sim.trace import Trace
 
-# Modules that add subcommands of their own, each through `register(subparsers)`.
+# Modules that add subcommands of their own, each through `register(subparsers)`. None of
+# them may import numpy or the simulator at module level: `divert run` must not pay for them
+# (memory, and a thread that would not block the daemon's signals).
 COMMAND_MODULES: tuple[str, ...] = ("divert.daemon.run", "divert.daemon.status",
-                                    "chargers.goe_ocpp.cli",
-                                    "chargers.openevse.cli", "chargers.evsemaster.cli",
-                                    "divert.sim.bench")
+                                    "chargers.goe_ocpp.cli", "chargers.openevse.cli",
+                                    "chargers.evsemaster.cli")
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -162,6 +163,12 @@ def _simulate_site(args: argparse.Namespace, settings: Settings | None, preset: 
     return 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from divert.sim.bench import cmd_bench
+
+    return cmd_bench(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="divert", description=__doc__)
     parser.add_argument("--version", action="version", version=f"divert {__version__}")
@@ -186,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("out/simulate"), help="output directory")
     p.add_argument("--json", action="store_true", help="print summary.json to stdout")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("bench", help="score every preset and OpenEVSE's divert on a folder of "
+                       "days")
+    p.add_argument("--data", type=Path, help="folder of traces (default: the OpenEVSE test "
+                   "days in ../shared/data/openevse)")
+    p.add_argument("--plant", choices=("ideal", "realistic"), default="ideal")
+    p.add_argument("--out", type=Path, help="write <plant>.md and <plant>.png here")
+    p.set_defaults(func=cmd_bench)
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -302,12 +302,17 @@ class Controller:
                         reason, code)
 
     def to_state(self) -> dict[str, Any]:
-        """What must survive a restart: the relay history and the setpoint."""
+        """What must survive a restart: the relay history, the setpoint and the policy's
+        memory (its averages: a restart in sunshine need not wait for them again)."""
         return {"guard": self.guard.to_state(), "setpoint_a": self._s.setpoint_a,
-                "mode": str(self.mode), "phases": self.phases}
+                "mode": str(self.mode), "phases": self.phases,
+                "policy": self.policy.to_state()}
 
-    def restore(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any], warm: bool = True) -> None:
+        """Take back a `to_state()`; the policy's memory only when `warm` (it is recent)."""
         self.guard = RelayGuard.from_state(self.guard.limits, state.get("guard", {}))
+        if warm and state.get("policy") is not None:
+            self.policy.restore(state["policy"])
         self._s.setpoint_a = float(state.get("setpoint_a", self.caps.min_current_a))
         if "mode" in state:
             self.mode = Mode(state["mode"])

@@ -18,7 +18,6 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -430,13 +429,3 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return 1
         print(f"written to {out}/{args.plant}.md")
     return 0
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser("bench", help="score every preset and OpenEVSE's divert on a folder of "
-                       "days")
-    p.add_argument("--data", type=Path, help="folder of traces (default: the OpenEVSE test "
-                   "days in ../shared/data/openevse)")
-    p.add_argument("--plant", choices=("ideal", "realistic"), default="ideal")
-    p.add_argument("--out", type=Path, help="write <plant>.md and <plant>.png here")
-    p.set_defaults(func=cmd_bench)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -29,6 +31,12 @@ class Follow:
         min_w = obs.caps.min_power_at(obs.phases)
         current_a = obs.surplus_w / (obs.voltage_v * obs.phases)
         return Desire(obs.surplus_w >= min_w - 300, current_a, "follow", Reason.CHARGING)
+
+    def to_state(self) -> dict[str, Any]:
+        return {}  # no memory
+
+    def restore(self, state: dict[str, Any]) -> None:
+        pass
 
 
 def _ctl(limits: RelayLimits = FREE, caps: Capabilities = CAPS,

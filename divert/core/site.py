@@ -77,7 +77,7 @@ class ChargerInputs:
 
     ev_w: float | None = None  # its measured draw: its own meter, else its reading
     voltage_v: float | None = None  # its measured voltage per phase
-    online: bool = True  # its reading answered this loop
+    online: bool = True  # its reading answers
     vehicle_connected: bool | None = None  # None: the charger does not tell
     fault: str | None = None  # the charger's words for a fault it reports
 
@@ -157,7 +157,7 @@ class Site:
         for m in self.members:  # one not connected starts afresh when it comes back
             if m.name not in inp.chargers:
                 self._set_w.pop(m.name, None)
-        ev_total_w = sum(w for m in present if (w := self._ev_w(inp, m.name)) is not None)
+        ev_total_w = sum(w for m in present if (w := inp.chargers[m.name].ev_w) is not None)
         battery, soc = self.params.battery, inp.battery_soc_pct
         site_w = surplus_w(inp.grid_w, inp.solar_w, inp.load_w, ev_total_w,
                            self.params.grid_includes_ev, inp.battery_w,
@@ -205,11 +205,6 @@ class Site:
         return decisions
 
     # --- the pieces of a step ------------------------------------------------------------
-
-    @staticmethod
-    def _ev_w(inp: SiteInputs, name: str) -> float | None:
-        ci = inp.chargers[name]
-        return ci.ev_w if ci.online else None
 
     def _min_w(self, name: str) -> float:
         c = self.controllers[name]
@@ -261,7 +256,7 @@ class Site:
         """The chargers' measured current on `line`, A."""
         total_a = 0.0
         for m in present:
-            ev_w, c = self._ev_w(inp, m.name), self.controllers[m.name]
+            ev_w, c = inp.chargers[m.name].ev_w, self.controllers[m.name]
             if ev_w is not None and line in (LINES if c.phases == 3 else (m.line - 1,)):
                 volts = inp.voltage_v or inp.chargers[m.name].voltage_v or c.caps.voltage_v
                 total_a += ev_w / (volts * c.phases)
@@ -309,13 +304,16 @@ class Site:
                 t_s: float) -> float:
         """What a charger takes from the surplus the chargers after it share: its setpoint's
         power, or its measured draw when that is clearly less (a full car), once the car has
-        had `settle_s` to follow its last raise (a start is one). Offline, no car, fault:
-        nothing. Called at every step, so that it sees every raise."""
+        had `settle_s` to follow its last raise (a start is one). No car, fault: nothing.
+        Offline (it may not have heard): what its own meter measures, else nothing (its draw
+        is in the grid meter, not added back). Called at every step, to see every raise."""
         set_w = power_w if d.charging else 0.0
         if set_w > self._set_w.get(name, 0.0) + 1e-9:
             self._raised_s[name] = t_s
         self._set_w[name] = set_w
-        if not d.charging or not ci.online or not _can_draw(ci):
+        if not ci.online:  # what it draws, if its own meter tells (else it is in the meter)
+            return 0.0 if ci.ev_w is None else max(0.0, ci.ev_w)
+        if not d.charging or not _can_draw(ci):
             return 0.0
         caps = self.controllers[name].caps
         slack_w = max(caps.power_w(caps.step_a, d.phases), 0.1 * power_w)

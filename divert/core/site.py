@@ -249,7 +249,7 @@ class Site:
                     missing = missing or f"{why}, L{p + 1} not read yet"
                     continue
                 line_a[p] = rules.max_phase_current_a - house_a
-                line_why[p] = f"{why}, {max(0.0, line_a[p]):.1f} A left on L{p + 1}"
+                line_why[p] = f"{why}, {max(0.0, line_a[p]):.1f} A left for chargers on L{p + 1}"
         return _Room(power_w, power_why, line_a, line_why, missing)
 
     def _ev_a(self, inp: SiteInputs, present: Sequence[Member], line: int) -> float:

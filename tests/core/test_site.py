@@ -231,7 +231,7 @@ def test_per_phase_current_limit() -> None:
         d = site.step(SiteInputs(t, grid_w=0, grid_a=house_a,
                                  chargers={"three": ChargerInputs(), "l2": ChargerInputs()}))
         assert _amps(d) == want
-    assert d["three"].reason == "limited: phase current limit 25 A, 5.0 A left on L3"
+    assert d["three"].reason == "limited: phase current limit 25 A, 5.0 A left for chargers on L3"
 
 
 def test_stale_meter_keeps_the_last_known_house_load_and_none_known_holds_the_minimum(

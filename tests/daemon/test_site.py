@@ -186,3 +186,17 @@ def test_the_phase_current_limit_acts_on_its_line_within_one_loop(site: Any) -> 
     s.cycle()
     assert a.current_a == 15 and not b.enabled
     assert s.reason("b") == "limited: phase current limit 25 A, 15.0 A left for chargers on L2"
+
+
+def test_a_chargers_own_meter_is_its_draw(site: Any, publisher: Publisher) -> None:
+    """The grid meter sees a car drawing 2 kW that its charger does not report (it has not
+    been told to charge yet): the charger's own meter says so, and that draw is the car's."""
+    s = site([_sim("a", ev_power={"topic": "meter/a", "max_age_s": LONG_AGE_S})])
+    feeds = s.daemon.feeds
+    publisher.until("meter/a", "2000", lambda: feeds.feeds["ev_power_a"]._value == 2000,
+                    what="a's meter at the daemon")
+    publisher.until("home/grid", "-1000", lambda: feeds.feeds["grid"]._value == -1000,
+                    what="the grid: 1 kW exported with a's 2 kW")
+    s.cycle()
+    assert s.daemon.last_decisions["a"].current_a == 13  # 1000 W export + a's 2000 W
+    assert s.metric("divert_charger_share_watts", charger="a") == pytest.approx(3000)

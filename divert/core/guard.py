@@ -2,7 +2,8 @@
 
 Each start or stop wears the charger's relay and the car's contactors. The controller asks
 the guard before every transition and records every transition it makes; no policy or mode
-has a path around it. Times are seconds on the controller's injected clock.
+has a path around it; only the site limit may stop a charger inside its minimum on-time
+(`trip`), and that stop is recorded too. Times are seconds on the controller's injected clock.
 
 A 1/3-phase switch under load is a relay cycle too: the charger opens its contactor, changes
 phases and closes it again. The guard treats it as a stop followed at once by a start: it
@@ -165,6 +166,15 @@ class RelayGuard:
         reason = self.why_no_stop(now_s)
         if not self.on or reason is not None:
             raise RuntimeError(f"relay guard: stop refused ({reason or 'already off'})")
+        self.on = False
+        self.changed_s = now_s
+
+    def trip(self, now_s: float) -> None:
+        """A stop the site limit forces (main fuse, import limit): allowed inside the minimum
+        on-time, since the fuse outranks the relay's wear, and recorded like any stop, so
+        the minimum off-time and the budgets run on from it."""
+        if not self.on:
+            raise RuntimeError("relay guard: trip refused (already off)")
         self.on = False
         self.changed_s = now_s
 

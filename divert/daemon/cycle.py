@@ -6,10 +6,12 @@ read    every charger (connecting those not yet connected when due), in parallel
         bounded by `CALL_TIMEOUT_S`; a charger still busy with an earlier call is skipped.
         A charger's first reading is reconciled with its relay guard: found charging, it is
         adopted as on, never paused and restarted.
-inputs  one `Inputs` per charger that may be commanded: read at least once, not busy, and the
-        feeds had their chance (a first fresh value, or their `max_age_s` since start) unless
-        its mode needs none (fast, off). Before that no command goes out.
-step    `decisions = self._step(inputs)`: the pure core, one call (the site step replaces it).
+inputs  one `SiteInputs`: the feeds, and each charger that may be commanded: read at least
+        once, not busy, and the feeds had their chance (a first fresh value, or their
+        `max_age_s` since start) unless its mode needs none (fast, off). Before that no
+        command goes out to it.
+step    `decisions = self.site.step(inputs)`: the pure core, one call (divert.core.site):
+        the surplus shared, the site limit, each charger's policy and guard.
 record  write-ahead: when a relay history changed the state is saved before any command;
         a start that cannot be saved is undone and not sent.
 apply   the actuators, in parallel and bounded like the reads; a fresh reading that
@@ -35,14 +37,14 @@ from typing import Any
 from chargers.base import Charger
 from divert.config import Settings
 from divert.core.capabilities import Capabilities
-from divert.core.controller import Controller, Decision, Inputs
+from divert.core.controller import Controller, Decision
 from divert.core.modes import Mode
 from divert.core.reasons import Reason
-from divert.core.surplus import surplus_w
+from divert.core.site import ChargerInputs, Site, SiteInputs
 from divert.daemon.actuator import Actuator
 from divert.daemon.clock import Clock
 from divert.daemon.commands import Commands
-from divert.daemon.feeds import Feeds
+from divert.daemon.feeds import Feeds, ev_feed
 from divert.daemon.metrics import Metrics, blocked_label
 from divert.daemon.persistence import Persistence
 from divert.daemon.station import CONNECT_RETRY_S, Polled, Station
@@ -51,7 +53,8 @@ from divert.daemon.worker import wait_all
 log = logging.getLogger(__name__)
 
 CALL_TIMEOUT_S = 5.0  # a charger call taking longer is given up on for this cycle
-KICK_FEEDS = frozenset({"grid", "solar", "load"})  # a fresh value of these runs the loop
+# A fresh value of these runs the loop (the line currents: the fuse limit acts at once).
+KICK_FEEDS = frozenset({"grid", "solar", "load", "grid_l1", "grid_l2", "grid_l3"})
 DATA_FREE = frozenset({Mode.FAST, Mode.OFF})  # modes that decide without the feeds
 
 
@@ -75,12 +78,15 @@ class Cycle:
         self.mode: Mode = settings.policy.mode
         self.limit_a: float | None = None
         self.stations = {name: Station(name, charger) for name, charger in chargers.items()}
-        self.controllers = {name: self.new_controller(name, c) for name, c in caps.items()}
+        self.site = Site(settings.members(), {name: self.new_controller(name, c)
+                                              for name, c in caps.items()},
+                         settings.site_rules(), settings.site_params())
+        self.controllers = self.site.controllers  # one dict: the controllers the site steps
+        self._ev_feeds = {name: ev_feed(name) for name in settings.ev_meters()}
         self.last_decisions: dict[str, Decision] = {}
         self.abort: Future[None] = Future()
         self.started_s = clock.control_s()
         self._feeds_ready = False
-        self._step = self._step_each
 
     def new_controller(self, name: str, caps: Capabilities) -> Controller:
         controller = self._make(caps)
@@ -105,13 +111,13 @@ class Cycle:
         self._read(now_s)
         values = self.feeds.values()
         inputs = self._inputs(now_s, values)
-        before = {name: self.controllers[name].to_state() for name in inputs}
-        decisions = self._step(inputs)
+        before = {name: self.controllers[name].to_state() for name in inputs.chargers}
+        decisions = self.site.step(inputs)
         held = self._record(now_s, decisions, before)
         self.last_decisions.update(decisions)
         if not self.abort.done():
             self._apply({n: d for n, d in decisions.items() if n not in held})
-        self._report(now_s, inputs, decisions, before, values)
+        self._report(now_s, decisions, before, values)
         self.metrics.loop_s.observe(time.perf_counter() - started)
 
     # --- read ----------------------------------------------------------------------------
@@ -210,40 +216,33 @@ class Cycle:
                     log.info("feeds: no value within max_age_s; controlling without")
         return self._feeds_ready
 
-    def _inputs(self, now_s: float, values: dict[str, float | None]) -> dict[str, Inputs]:
+    def _inputs(self, now_s: float, values: dict[str, float | None]) -> SiteInputs:
         feeds_ready = self._feeds_had_chance(now_s, values)
-        out: dict[str, Inputs] = {}
+        chargers: dict[str, ChargerInputs] = {}
         for name, station in self.stations.items():
             if station.actuator is None or not station.adopted or station.worker.busy:
                 continue
             if not feeds_ready and self.controllers[name].mode not in DATA_FREE:
                 continue
-            reading = station.reading
-            ev_w = station.ev_w = self.ev_w(name, values)
-            voltage_v = values.get("voltage") or (None if reading is None else reading.voltage_v)
-            out[name] = Inputs(time_s=now_s, grid_w=values.get("grid"),
-                               solar_w=values.get("solar"), load_w=values.get("load"),
-                               ev_w=ev_w, voltage_v=voltage_v, battery_w=values.get("battery"),
-                               battery_soc_pct=values.get("battery_soc"))
-        return out
+            r = station.reading
+            station.ev_w = self.ev_w(name, values)
+            chargers[name] = ChargerInputs(
+                station.ev_w, None if r is None else r.voltage_v, r is not None,
+                None if r is None else r.vehicle_connected,
+                r.state if r is not None and r.state.startswith("fault") else None)
+        return SiteInputs(now_s, values.get("grid"), values.get("solar"), values.get("load"),
+                          values.get("voltage"), values.get("battery"),
+                          values.get("battery_soc"), (values.get("grid_l1"),
+                                                      values.get("grid_l2"),
+                                                      values.get("grid_l3")), chargers)
 
     def ev_w(self, name: str, values: dict[str, float | None]) -> float | None:
-        """The EV's draw: the `ev_power` feed for the first charger, else its own reading."""
-        if "ev_power" in self.feeds.feeds and next(iter(self.stations)) == name:
-            return values.get("ev_power")
+        """The EV's draw: the charger's own meter if it has one, else its own reading."""
+        feed = self._ev_feeds.get(name)
+        if feed is not None:
+            return values.get(feed)
         reading = self.stations[name].reading
         return None if reading is None else reading.power_w
-
-    def surplus_w(self, values: dict[str, float | None]) -> float | None:
-        """The site's surplus: what all EVs could draw without import."""
-        evs_w = [s.reading.power_w for s in self.stations.values()
-                 if s.reading is not None and s.reading.power_w is not None]
-        grid = self.settings.feeds.grid
-        return surplus_w(values.get("grid"), values.get("solar"), values.get("load"),
-                         sum(evs_w), grid is None or grid.includes_ev, values.get("battery"))
-
-    def _step_each(self, inputs: dict[str, Inputs]) -> dict[str, Decision]:
-        return {name: self.controllers[name].step(inp) for name, inp in inputs.items()}
 
     # --- record --------------------------------------------------------------------------
 
@@ -295,9 +294,10 @@ class Cycle:
 
     # --- report --------------------------------------------------------------------------
 
-    def _report(self, now_s: float, inputs: dict[str, Inputs], decisions: dict[str, Decision],
+    def _report(self, now_s: float, decisions: dict[str, Decision],
                 before: dict[str, dict[str, Any]], values: dict[str, float | None]) -> None:
         m = self.metrics
+        shares = self.site.status.shares_w
         for name, station in self.stations.items():
             m.connected.labels(name).set(float(station.reading is not None))
             decision = decisions.get(name)
@@ -315,7 +315,8 @@ class Cycle:
             if blocked is not None and blocked != station.blocked:
                 m.blocked.labels(name, blocked).inc()
             station.blocked = blocked
-            self._count_energy(station, now_s, inputs[name])
+            self._count_energy(station, now_s, shares.get(name))
+            m.share_w.labels(name).set(_nan(shares.get(name)))
             m.setpoint_a.labels(name).set(decision.current_a)
             m.charging.labels(name).set(float(decision.charging))
             m.power_w.labels(name).set(math.nan if station.ev_w is None else station.ev_w)
@@ -323,8 +324,9 @@ class Cycle:
         self._site_metrics(values)
         self._hand_over(values)
 
-    def _count_energy(self, station: Station, now_s: float, inp: Inputs) -> None:
-        """Integrate the EV's power since the last cycle, split into surplus and grid.
+    def _count_energy(self, station: Station, now_s: float, share_w: float | None) -> None:
+        """Integrate the EV's power since the last cycle, split into surplus (its share of
+        it) and grid.
 
         A gap longer than two intervals (charger silent, process paused) is not counted."""
         last_s, station.last_cycle_s = station.last_cycle_s, now_s
@@ -334,10 +336,7 @@ class Cycle:
         dt_s = now_s - last_s
         if dt_s > 2 * self.settings.interval_s:
             return
-        available_w = surplus_w(inp.grid_w, inp.solar_w, inp.load_w, ev_w,
-                                self.controllers[station.name].site.grid_includes_ev,
-                                inp.battery_w)
-        from_surplus_w = 0.0 if available_w is None else min(ev_w, max(0.0, available_w))
+        from_surplus_w = 0.0 if share_w is None else min(ev_w, max(0.0, share_w))
         surplus_wh = from_surplus_w * dt_s / 3600
         grid_wh = (ev_w - from_surplus_w) * dt_s / 3600
         station.ev_from_surplus_wh += surplus_wh
@@ -346,16 +345,14 @@ class Cycle:
         self.metrics.ev_grid_wh.labels(station.name).inc(grid_wh)
 
     def _site_metrics(self, values: dict[str, float | None]) -> None:
-        m = self.metrics
-
-        def nan(v: float | None) -> float:
-            return math.nan if v is None else v
-
-        m.grid_w.set(nan(values.get("grid")))
-        m.solar_w.set(nan(values.get("solar")))
-        m.surplus_w.set(nan(self.surplus_w(values)))
+        m, site = self.metrics, self.site.status
+        m.grid_w.set(_nan(values.get("grid")))
+        m.solar_w.set(_nan(values.get("solar")))
+        m.surplus_w.set(_nan(site.surplus_w))
+        m.site_limit_w.set(_nan(site.max_import_w))
+        m.site_limited.set(float(site.limited))
         for feed, age_s in self.feeds.ages_s().items():
-            m.feed_age_s.labels(feed).set(nan(age_s))
+            m.feed_age_s.labels(feed).set(_nan(age_s))
 
     def status_line(self) -> str:
         """One line for `systemctl status`: the mode and each charger's current reason."""
@@ -368,3 +365,7 @@ class Cycle:
                 parts.append(f"{name}: " + ("not connected" if station.actuator is None
                                             else "waiting for a reading and fresh feed values"))
         return "; ".join(parts)
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else value

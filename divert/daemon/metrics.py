@@ -55,6 +55,14 @@ class Metrics:
         self.surplus_w = Gauge("divert_surplus_power_watts",
                                "Power the EVs could draw without import (NaN when unknown)",
                                registry=r)
+        self.site_limit_w = Gauge("divert_site_import_limit_watts",
+                                  "The site's import limit, house plus chargers (NaN: none)",
+                                  registry=r)
+        self.site_limited = Gauge("divert_site_limited",
+                                  "1 while the site limit holds chargers back", registry=r)
+        self.share_w = Gauge("divert_charger_share_watts",
+                             "The site's surplus offered to the charger (NaN when unknown)",
+                             ["charger"], registry=r)
         self.setpoint_a = Gauge("divert_charger_setpoint_amperes",
                                 "Commanded current per phase, 0 when paused", ["charger"],
                                 registry=r)

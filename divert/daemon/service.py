@@ -25,7 +25,7 @@ from chargers.base import Charger, ChargerReading
 from chargers.registry import create
 from divert.config import ScheduleEntry, Settings
 from divert.core.capabilities import Capabilities
-from divert.core.controller import Controller, Decision, SiteParams
+from divert.core.controller import Controller, Decision
 from divert.core.modes import Mode
 from divert.daemon.clock import Clock, SystemClock
 from divert.daemon.commands import Commands
@@ -65,16 +65,12 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.preset = load_preset(settings.policy.preset)
         self.relay = settings.relay.model_dump()
-        battery = settings.feeds.battery
-        grid = settings.feeds.grid
-        self.site = SiteParams(
-            grid_includes_ev=True if grid is None else grid.includes_ev,
-            battery_first_below_soc_pct=None if battery is None else battery.first_below_soc_pct,
-            stale_pause_s=settings.stale_pause_s)
+        self.site_params = settings.site_params()
         self.tz = ZoneInfo(settings.timezone)
         chargers: dict[str, Charger] = {c.name: create(c, settings.driver_env())
                                         for c in settings.chargers}
-        self.feeds = Feeds(settings.feeds, self._feed_error, self.clock.control_s)
+        self.feeds = Feeds(settings.feeds, self._feed_error, self.clock.control_s,
+                           settings.ev_meters())
         self.metrics = Metrics(chargers, self.feeds.feeds)
         self.mqtt = MqttLink(settings.mqtt, self.feeds.topics(), self._on_message,
                              lambda up: self.metrics.mqtt_connected.set(float(up)))
@@ -98,7 +94,7 @@ class Daemon:
 
     def _controller(self, caps: Capabilities) -> Controller:
         """A controller for `caps` (the cycle sets its mode and cap)."""
-        return self.preset.controller(caps, relay=self.relay, site=self.site)
+        return self.preset.controller(caps, relay=self.relay, site=self.site_params)
 
     # --- what tests and the status line look at -----------------------------------------
 
@@ -133,6 +129,8 @@ class Daemon:
 
         Raises OSError (metrics address taken) or MqttError (unreadable password or TLS
         files); chargers that do not answer are retried by the loop."""
+        for warning in self.settings.warnings():
+            log.warning("config: %s", warning)
         with self._lock:
             self._restore(self.persistence.load())
             self.cycle.started_s = self.clock.control_s()
@@ -345,9 +343,10 @@ class Daemon:
                 controller, self.last_decisions.get(name),
                 station.actuator is not None and station.reading is not None,
                 self.cycle.ev_w(name, values), station.ev_from_surplus_wh,
-                station.ev_from_grid_wh, eff.limit_a, eff.boost_until_s)
+                station.ev_from_grid_wh, eff.limit_a, eff.boost_until_s,
+                self.cycle.site.status.shares_w.get(name))
         return self.snapshots.build(wall_s, control_s, self.mode, values, self.feeds.ages_s(),
-                                    self.cycle.surplus_w(values), facts)
+                                    self.cycle.site, facts)
 
     def run_cycle(self) -> None:
         """One control cycle (the loop calls this; tests with a hand-moved clock too)."""

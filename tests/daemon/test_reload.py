@@ -43,7 +43,7 @@ def test_a_removed_charger_is_paused_and_its_history_kept(tmp_path: Path, mosqui
     with rig(tmp_path, mosquitto, publisher, "a", "b", relay=RELAY) as r:
         daemon = r.start()
         a, b = r.evses["a"], r.evses["b"]
-        r.grid(-6000)
+        r.grid(-12000)  # enough for both: a takes its 32 A, b the rest
         r.tick()
         assert a.state == b.state == EvseState.CHARGING
         assert _starts_total(daemon, "a") == _starts_total(daemon, "b") == 1
@@ -54,14 +54,14 @@ def test_a_removed_charger_is_paused_and_its_history_kept(tmp_path: Path, mosqui
         assert b.state == EvseState.SLEEPING and controls(b)[-1] == "FS"
         assert a.state == EvseState.CHARGING and len(controls(a)) == sent_to_a
         assert _starts_total(daemon, "a") == 1  # the counter carries over
-        r.grid(-6000)
+        r.grid(-12000)
         r.tick(60)
         assert "b" in _saved(r) and "retired_at" in _saved(r)["b"]
 
         # b comes back within 24 h: its start and its pause are still there.
         daemon = _reload(r, "a", "b")
         assert _starts_total(daemon, "b") == 1
-        r.grid(-6000)
+        r.grid(-12000)
         r.tick()
         assert daemon.last_decisions["b"].reason == "blocked: minimum off-time, 4 min left"
         assert r.until(lambda: b.state == EvseState.CHARGING, 10) <= 240

@@ -1,6 +1,6 @@
 """Network settings shared by the daemon and the drivers: listen addresses, password files,
-and the MQTT client set-up (credentials, TLS) that the daemon and OpenEVSE's MQTT transport
-both use.
+the MQTT client set-up (credentials, TLS) that the daemon and OpenEVSE's MQTT transport
+both use, and an MQTT value (a feed: the site's meters, or a charger's own meter).
 
 A leaf: it imports no other layer of divert, so drivers may use it.
 """
@@ -14,7 +14,14 @@ from typing import Literal, Self
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +54,43 @@ class MqttConfig(BaseModel):
     key_file: Path | None = None
     tls_insecure: bool = False  # skip certificate checks (logs a warning)
     base_topic: str = "divert"
+    allow_commands: bool = True  # accept <base_topic>/<charger>/…/set commands
+    discovery_prefix: str = "homeassistant"  # Home Assistant discovery; "" turns it off
 
     @model_validator(mode="after")
     def _one_password(self) -> Self:
         if self.password is not None and self.password_file is not None:
             raise ValueError("set password or password_file, not both")
         return self
+
+    @field_validator("base_topic", "discovery_prefix")
+    @classmethod
+    def _topic_prefix(cls, topic: str, info: ValidationInfo) -> str:
+        if any(c in topic for c in "+#\0") or topic.startswith("/") or topic.endswith("/"):
+            raise ValueError(f"a topic prefix without wildcards (+ #) or outer slashes, "
+                             f"got {topic!r}")
+        if info.field_name == "base_topic" and not topic:
+            raise ValueError("must not be empty")
+        return topic
+
+
+class FeedConfig(BaseModel):
+    """One MQTT value. Powers in W (currents in A) after `scale` and `invert`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    topic: str = Field(min_length=1)
+    json_path: str | None = None  # e.g. "ENERGY.Power", "value", "power.total", "phases.0"
+    scale: float = Field(1.0, ge=-1e6, le=1e6)  # multiply the payload: 1000 for kW
+    invert: bool = False  # flip the sign (e.g. a meter that reports export as positive)
+    max_age_s: float = Field(60.0, gt=0)
+
+    @field_validator("scale")
+    @classmethod
+    def _nonzero(cls, scale: float) -> float:
+        if scale == 0:
+            raise ValueError("must not be 0 (every value would read as 0)")
+        return scale
 
 
 class MqttError(Exception):

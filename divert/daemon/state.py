@@ -3,8 +3,9 @@
 A write goes to a temporary file beside the target, is fsynced, renamed over the target and
 the directory fsynced: after a power cut the file is the old or the new version, never a mix.
 A file that cannot be read or parsed, or whose content is implausible (wrong types, NaN,
-times beyond the near future, negative amounts), is reported, renamed aside (kept for
-inspection) and the daemon starts afresh; the relay guard then errs on the side of no history.
+times outside 1970–2100 or a day after the save, negative amounts), is reported, renamed aside
+(kept for inspection) and the daemon starts afresh; the relay guard then errs on the side of
+no history.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ log = logging.getLogger(__name__)
 
 VERSION = 1
 MAX_STATE_BYTES = 16 * 1024 * 1024
-NEAR_FUTURE_S = 86400.0  # a saved time up to a day ahead of the clock: a clock set back
+MAX_WALL_S = 4_102_444_800.0  # 2100-01-01: a save time beyond it is no clock's reading
+NEAR_FUTURE_S = 86400.0  # a recorded time may lie this far after the save (clocks disagree)
 MAX_CURRENT_A = 100.0  # per phase: more than any charger divert drives
-MAX_ENERGY_WH = 1e12
+MAX_AMOUNT = 1e12  # energy in Wh, relay starts, control-clock seconds
 MAX_TIMES = 100_000  # relay times kept per charger (a day's starts are a handful)
 
 
@@ -35,46 +37,62 @@ class StateError(ValueError):
     """Why the content of a state file is unusable: the first bad key and what is wrong."""
 
 
-def validate(data: Any, now_s: float) -> dict[str, Any]:
-    """`data` if it is a plausible version-1 state at wall-clock time `now_s` (unix s);
-    StateError otherwise. Keys the daemon reads are checked; other keys are left alone."""
+def validate(data: Any) -> dict[str, Any]:
+    """`data` if it is a plausible version-1 state, StateError otherwise.
+
+    The keys divert reads are checked (types; finite numbers; amounts not negative; the save
+    time from 1970 to 2100 and every other time from 1970 to a day after the save); other
+    keys, and the sections other parts keep, are left to their readers. No clock is
+    consulted: a save time after the clock's now is no fault (a Pi that booted without a
+    real-time clock reads 1970), the loader counts such times as now."""
     top = _object(data, "(top level)")
     if type(top.get("version")) is not int or top["version"] != VERSION:
         raise StateError(f"not a version {VERSION} state object")
-    _time(top.get("saved_at"), "saved_at", now_s)
+    latest_s = _time(top.get("saved_at"), "saved_at", MAX_WALL_S) + NEAR_FUTURE_S
+    if "clock" in top:
+        clock = _object(top["clock"], "clock")
+        if not isinstance(clock.get("boot_id", ""), str):
+            raise StateError(f"clock.boot_id: expected a string, got {_preview(clock['boot_id'])}")
+        _amount(clock.get("control_s"), "clock.control_s", MAX_AMOUNT)
     _mode(top.get("config_mode"), "config_mode")
     _mode(top.get("mode"), "mode")
     if top.get("limit_a") is not None:
         _amount(top["limit_a"], "limit_a", MAX_CURRENT_A)
     for name, entry in _object(top.get("chargers"), "chargers").items():
-        where = f"chargers.{name[:40]}"
-        entry = _object(entry, where)
-        for key in ("ev_from_surplus_wh", "ev_from_grid_wh"):
-            _amount(entry.get(key), f"{where}.{key}", MAX_ENERGY_WH)
-        controller = _object(entry.get("controller"), f"{where}.controller")
-        where += ".controller"
-        if "setpoint_a" in controller:
-            _amount(controller["setpoint_a"], f"{where}.setpoint_a", MAX_CURRENT_A)
-        if "mode" in controller:
-            _mode(controller["mode"], f"{where}.mode")
-        phases = controller.get("phases", 1)
-        if type(phases) is not int or phases not in (1, 2, 3):
-            raise StateError(f"{where}.phases: expected 1, 2 or 3, got {_preview(phases)}")
-        guard = _object(controller.get("guard", {}), f"{where}.guard")
-        where += ".guard"
-        if type(guard.get("on", False)) is not bool:
-            raise StateError(f"{where}.on: expected true or false, got {_preview(guard['on'])}")
-        for key in ("changed_s", "switched_s"):
-            if guard.get(key) is not None:
-                _time(guard[key], f"{where}.{key}", now_s)
-        for key in ("starts_s", "switch_starts_s"):
-            times = guard.get(key, [])
-            if not isinstance(times, list) or len(times) > MAX_TIMES:
-                raise StateError(f"{where}.{key}: expected a list of at most {MAX_TIMES} "
-                                 f"times, got {_preview(times)}")
-            for i, t in enumerate(times):
-                _time(t, f"{where}.{key}[{i}]", now_s)
+        _charger(_object(entry, f"chargers.{name[:40]}"), f"chargers.{name[:40]}", latest_s)
     return top
+
+
+def _charger(entry: dict[str, Any], where: str, latest_s: float) -> None:
+    for key in ("ev_from_surplus_wh", "ev_from_grid_wh"):
+        _amount(entry.get(key), f"{where}.{key}", MAX_AMOUNT)
+    if "relay_starts" in entry:
+        _amount(entry["relay_starts"], f"{where}.relay_starts", MAX_AMOUNT)
+    if entry.get("retired_at") is not None:
+        _time(entry["retired_at"], f"{where}.retired_at", latest_s)
+    where += ".controller"
+    controller = _object(entry.get("controller"), where)
+    if "setpoint_a" in controller:
+        _amount(controller["setpoint_a"], f"{where}.setpoint_a", MAX_CURRENT_A)
+    if "mode" in controller:
+        _mode(controller["mode"], f"{where}.mode")
+    phases = controller.get("phases", 1)
+    if type(phases) is not int or phases not in (1, 2, 3):
+        raise StateError(f"{where}.phases: expected 1, 2 or 3, got {_preview(phases)}")
+    where += ".guard"
+    guard = _object(controller.get("guard", {}), where)
+    if type(guard.get("on", False)) is not bool:
+        raise StateError(f"{where}.on: expected true or false, got {_preview(guard['on'])}")
+    for key in ("changed_s", "switched_s"):
+        if guard.get(key) is not None:
+            _time(guard[key], f"{where}.{key}", latest_s)
+    for key in ("starts_s", "switch_starts_s"):
+        times = guard.get(key, [])
+        if not isinstance(times, list) or len(times) > MAX_TIMES:
+            raise StateError(f"{where}.{key}: expected a list of at most {MAX_TIMES} times, "
+                             f"got {_preview(times)}")
+        for i, t in enumerate(times):
+            _time(t, f"{where}.{key}[{i}]", latest_s)
 
 
 def _object(value: Any, where: str) -> dict[str, Any]:
@@ -95,11 +113,13 @@ def _number(value: Any, where: str) -> float:
     return out
 
 
-def _time(value: Any, where: str, now_s: float) -> None:
-    """A wall-clock time in unix s, from 1970 to a day ahead of now."""
+def _time(value: Any, where: str, latest_s: float) -> float:
+    """A wall-clock time in unix s, from 1970 to `latest_s`."""
     t = _number(value, where)
-    if not 0 <= t <= now_s + NEAR_FUTURE_S:
-        raise StateError(f"{where}: time {t:.0f} is not between 1970 and a day from now")
+    if not 0 <= t <= latest_s:
+        raise StateError(f"{where}: time {t:.0f} is not between 1970 and "
+                         f"{'2100' if latest_s >= MAX_WALL_S else 'a day after the save'}")
+    return t
 
 
 def _amount(value: Any, where: str, high: float) -> None:
@@ -145,7 +165,7 @@ class StateFile:
             self.set_aside("JSON nested too deeply")
             return None
         try:
-            return validate(data, time.time())
+            return validate(data)
         except StateError as exc:
             self.set_aside(f"implausible content: {exc}")
             return None
@@ -162,8 +182,9 @@ class StateFile:
         log.error("state file %s is unusable (%s); moved to %s, starting without saved state",
                   self.path, why, aside)
 
-    def save(self, data: dict[str, Any]) -> bool:
-        """Write `data` atomically; False (logged) if the file system refused."""
+    def save(self, data: dict[str, Any]) -> None:
+        """Write `data` atomically and durably; OSError if the file system refused (the
+        previous file is then left as it was)."""
         payload = json.dumps({"version": VERSION, **data}, indent=1, sort_keys=True)
         directory = self.path.parent
         tmp: str | None = None
@@ -181,10 +202,6 @@ class StateFile:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-        except OSError as exc:
-            log.error("cannot save state to %s: %s", self.path, exc)
-            return False
         finally:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
-        return True

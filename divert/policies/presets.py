@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from divert.core.guard import RelayLimits
 from divert.core.modes import Mode
 from divert.core.phases import PhaseParams
 from divert.core.policy import Policy
+from divert.core.site import Member, Site, SiteRules
 from divert.policies.openevse import OpenEVSEParams, OpenEVSEPolicy
 from divert.policies.surplus import SurplusParams, SurplusPolicy
 from divert.textfile import UnreadableFile, read_text
@@ -52,6 +53,13 @@ class Preset:
         top of the preset's."""
         return Controller(caps, self.make_policy(), self.limits(relay), mode, site,
                           phase=self.phase_params(relay))
+
+    def site(self, members: Sequence[Member], caps: Mapping[str, Capabilities],
+             mode: Mode = Mode.SOLAR, relay: Mapping[str, Any] | None = None,
+             rules: SiteRules | None = None, params: SiteParams | None = None) -> Site:
+        """A site whose chargers (`caps` by name) all run this preset."""
+        return Site(members, {m.name: self.controller(caps[m.name], mode, relay, params)
+                              for m in members}, rules, params)
 
     def make_policy(self) -> Policy:
         if self.kind == "openevse":

@@ -23,6 +23,9 @@ Format = Literal["auto", "native", "openevse"]
 FloatArray = npt.NDArray[np.float64]
 
 
+BATTERY_COLUMNS = ("battery_w", "battery_soc_pct")  # optional in native traces
+
+
 class TraceError(ValueError):
     """A trace file that cannot be read, or whose times or powers are absurd."""
 
@@ -42,7 +45,9 @@ class Trace:
     """One day (or any span) of readings.
 
     `grid_w` (+ import/− export, excluding any EV) is present for traces recorded at a grid
-    meter; then `load_w = solar_w + grid_w`. `voltage_v` is NaN where not measured.
+    meter; then `load_w = solar_w + grid_w`. `voltage_v` is NaN where not measured. A home
+    battery, if recorded: `battery_w` (+ charging / − discharging, inside `load_w`: the site's
+    load without the EV) and `battery_soc_pct`, NaN where not recorded.
     """
 
     name: str
@@ -51,6 +56,8 @@ class Trace:
     load_w: FloatArray
     voltage_v: FloatArray
     grid_w: FloatArray | None = None
+    battery_w: FloatArray | None = None
+    battery_soc_pct: FloatArray | None = None
 
     @property
     def surplus_w(self) -> FloatArray:
@@ -65,6 +72,13 @@ class Trace:
 
     def __len__(self) -> int:
         return len(self.time_s)
+
+    def scaled(self, factor: float) -> Trace:
+        """The same day with every power × `factor` (a larger array and house), nominal
+        voltage, no battery."""
+        return Trace(self.name, self.time_s, self.solar_w * factor, self.load_w * factor,
+                     np.full(len(self), math.nan),
+                     None if self.grid_w is None else self.grid_w * factor)
 
 
 def _number(cell: str) -> float | None:
@@ -143,7 +157,9 @@ def _native(name: str, rows: list[list[str]]) -> Trace:
         raise TraceError(f"{name}: a native trace needs exactly one of load_w and grid_w")
     idx = {h: header.index(h) for h in header}
     other = "grid_w" if "grid_w" in idx else "load_w"
-    out: dict[str, list[float]] = {"time": [], "solar_w": [], other: [], "voltage_v": []}
+    optional = [h for h in ("voltage_v", *BATTERY_COLUMNS) if h == "voltage_v" or h in idx]
+    out: dict[str, list[float]] = {"time": [], "solar_w": [], other: [],
+                                   **{h: [] for h in optional}}
     for row in rows[1:]:
         cells = {k: row[i] if i < len(row) else "" for k, i in idx.items()}
         t = _time(cells["time"])
@@ -151,24 +167,27 @@ def _native(name: str, rows: list[list[str]]) -> Trace:
         second = _number(cells[other])
         if t is None or solar is None or second is None:
             continue  # an empty cell skips the row
-        volts = _number(cells.get("voltage_v", ""))
         out["time"].append(t)
         out["solar_w"].append(solar)
         out[other].append(second)
-        out["voltage_v"].append(math.nan if volts is None else volts)
+        for h in optional:
+            value = _number(cells.get(h, ""))
+            out[h].append(math.nan if value is None else value)
     if not out["time"]:
         raise TraceError(f"{name}: no readable rows")
     time_s, solar_w = np.asarray(out["time"]), np.asarray(out["solar_w"])
     volts_v = np.asarray(out["voltage_v"])
+    battery = [np.asarray(out[h]) if h in out else None for h in BATTERY_COLUMNS]
     if other == "grid_w":
         grid_w = np.asarray(out["grid_w"])
-        return Trace(name, time_s, solar_w, solar_w + grid_w, volts_v, grid_w)
-    return Trace(name, time_s, solar_w, np.asarray(out["load_w"]), volts_v)
+        return Trace(name, time_s, solar_w, solar_w + grid_w, volts_v, grid_w, *battery)
+    return Trace(name, time_s, solar_w, np.asarray(out["load_w"]), volts_v, None, *battery)
 
 
 def _checked(tr: Trace) -> Trace:
     """`tr` if its times run forwards, within MAX_TIME_S and MAX_GAP_S, its powers within
-    ±MAX_POWER_W and its voltages plausible; TraceError saying which row is absurd otherwise."""
+    ±MAX_POWER_W, its voltages and the battery's state of charge plausible; TraceError saying
+    which row is absurd otherwise."""
     t = tr.time_s
     bad = np.flatnonzero((t < 0) | (t > MAX_TIME_S))
     if bad.size:
@@ -187,11 +206,16 @@ def _checked(tr: Trace) -> Trace:
             row = np.flatnonzero(~(np.abs(values) <= MAX_POWER_W))[0]
             raise TraceError(f"{tr.name}: row {row + 1}: {label} power {values[row]:g} W is "
                              f"beyond ±{MAX_POWER_W / 1e6:g} MW")
-    volts = tr.voltage_v
-    bad = np.flatnonzero(~np.isnan(volts) & ((volts <= 0) | (volts > MAX_VOLTAGE_V)))
-    if bad.size:
-        raise TraceError(f"{tr.name}: row {bad[0] + 1}: voltage {volts[bad[0]]:g} V is not "
-                         f"between 0 and {MAX_VOLTAGE_V:g} V")
+    # Measured (not NaN) values of the optional columns, and their plausible range.
+    for values, low, high, what in (
+            (tr.voltage_v, 1e-9, MAX_VOLTAGE_V, "voltage {:g} V is not between 0 and 1000 V"),
+            (tr.battery_w, -MAX_POWER_W, MAX_POWER_W, "battery power {:g} W is beyond ±10 MW"),
+            (tr.battery_soc_pct, 0.0, 100.0, "battery state of charge {:g} % is not 0–100 %")):
+        if values is None:
+            continue
+        bad = np.flatnonzero(~np.isnan(values) & ((values < low) | (values > high)))
+        if bad.size:
+            raise TraceError(f"{tr.name}: row {bad[0] + 1}: {what.format(values[bad[0]])}")
     return tr
 
 

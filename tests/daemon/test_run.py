@@ -2,117 +2,24 @@
 
 from __future__ import annotations
 
-import os
 import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
-import tomllib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_support import Publisher, config, retained, wait_for
+from daemon_support import Publisher, config, retained, toml_text, wait_for
 
-
-def _toml(data: dict[str, Any]) -> str:
-    """Just enough TOML for the test configs (tables, arrays of tables, scalars)."""
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        return repr(v)
-
-    lines: list[str] = []
-
-    def table(prefix: str, body: dict[str, Any]) -> None:
-        for k, v in body.items():
-            if not isinstance(v, dict | list):
-                lines.append(f"{k} = {value(v)}")
-        for k, v in body.items():
-            name = f"{prefix}.{k}" if prefix else k
-            if isinstance(v, dict):
-                lines.append(f"[{name}]")
-                table(name, v)
-            elif isinstance(v, list):
-                for item in v:
-                    lines.append(f"[[{name}]]")
-                    table(name, item)
-
-    table("", data)
-    text = "\n".join(lines) + "\n"
-    assert tomllib.loads(text) == data
-    return text
-
-
-class NotifyListener:
-    """The systemd side of sd_notify: a unix datagram socket collecting messages."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.sock.settimeout(0.1)
-        self.messages: list[str] = []
-
-    def fields(self) -> list[str]:
-        try:
-            while True:
-                self.messages.append(self.sock.recv(4096).decode())
-        except TimeoutError:
-            pass
-        return [f for m in self.messages for f in m.split("\n")]
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[NotifyListener]:
-    listener = NotifyListener(tmp_path / "notify.sock")
-    yield listener
-    listener.close()
-
-
-class Run:
-    """`divert run` in a subprocess; its log lines are collected as they come."""
-
-    def __init__(self, cfg: Path, notify: NotifyListener | None = None) -> None:
-        env = dict(os.environ)
-        if notify is not None:
-            env.update(NOTIFY_SOCKET=str(notify.path), WATCHDOG_USEC="1000000")
-        self.proc = subprocess.Popen([sys.executable, "-m", "divert.cli", "run", "-c",
-                                      str(cfg)], env=env, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append(line)
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
-
-    def finish(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(5)
-        self._reader.join(5)
+from .procs import NotifyListener, Run
 
 
 def test_notify_signals_and_reload(tmp_path: Path, mosquitto: Any,
                                    notify: NotifyListener) -> None:
     cfg = tmp_path / "divert.toml"
     data = config(tmp_path, mosquitto)
-    cfg.write_text(_toml(data))
+    cfg.write_text(toml_text(data))
     run = Run(cfg, notify)
     proc = run.proc
     publisher = Publisher(mosquitto)
@@ -125,7 +32,7 @@ def test_notify_signals_and_reload(tmp_path: Path, mosquitto: Any,
         assert retained(mosquitto, "divert/status") == "online"
 
         # An invalid config on SIGHUP: logged, and the daemon runs on.
-        cfg.write_text(_toml(data).replace('mode = "solar"', 'mode = "turbo"'))
+        cfg.write_text(toml_text(data).replace('mode = "solar"', 'mode = "turbo"'))
         ready = notify.fields().count("READY=1")
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "reload refused" in run.log, what="the refusal")
@@ -135,12 +42,13 @@ def test_notify_signals_and_reload(tmp_path: Path, mosquitto: Any,
 
         # A valid one is applied: mode off pauses the charger.
         data["policy"]["mode"] = "off"
-        cfg.write_text(_toml(data))
+        cfg.write_text(toml_text(data))
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "RELOADING=1" in notify.fields(), what="RELOADING=1")
         wait_for(lambda: notify.fields().count("READY=1") == ready + 1, what="READY again")
-        wait_for(lambda: any(f.startswith("STATUS=mode off; garage: off")
-                             for f in notify.fields()), what="mode off")
+        publisher.until("home/grid", "-3000", lambda: any(
+            f.startswith("STATUS=mode off; garage: off") for f in notify.fields()),
+            what="mode off")
 
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -157,7 +65,7 @@ def test_notify_signals_and_reload(tmp_path: Path, mosquitto: Any,
 
 def test_killed_daemon_leaves_offline_via_last_will(tmp_path: Path, mosquitto: Any) -> None:
     cfg = tmp_path / "divert.toml"
-    cfg.write_text(_toml(config(tmp_path, mosquitto)))
+    cfg.write_text(toml_text(config(tmp_path, mosquitto)))
     run = Run(cfg)
     try:
         wait_for(lambda: retained(mosquitto, "divert/status") == "online", 15)
@@ -190,7 +98,7 @@ def test_unusable_config_is_one_line_and_exit_1(tmp_path: Path, text: str,
 
 def test_sigint_stops_cleanly_too(tmp_path: Path, mosquitto: Any) -> None:
     cfg = tmp_path / "divert.toml"
-    cfg.write_text(_toml(config(tmp_path, mosquitto)))
+    cfg.write_text(toml_text(config(tmp_path, mosquitto)))
     run = Run(cfg)
     try:
         wait_for(lambda: "divert running" in run.log, 15, "the start")

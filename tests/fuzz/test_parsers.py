@@ -13,6 +13,7 @@ import math
 import os
 import random
 import tempfile
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry as Registry
+from prometheus_client import Counter
 
 from chargers.evsemaster import protocol as em
 from chargers.goe_ocpp import meter
@@ -29,8 +32,9 @@ from chargers.openevse.transports import reply_from_body
 from chargers.psp import webapi
 from divert.config import ConfigError, load
 from divert.core.controller import Inputs
+from divert.daemon.clock import SystemClock
 from divert.daemon.feeds import Feed, FeedSpec, PayloadError, parse_number
-from divert.daemon.state import NEAR_FUTURE_S, StateFile
+from divert.daemon.persistence import Persistence
 from divert.policies.presets import PresetError, load_preset
 from divert.sim import simulate, trace
 from fuzz import seeds
@@ -396,22 +400,22 @@ def test_trace_files() -> None:
 def test_state_files(workdir: Path) -> None:
     path = workdir / "state.json"
     preset = load_preset("balanced")
-    now_s = datetime.now(UTC).timestamp()
+    persistence = Persistence(path, SystemClock(), Counter("errors", "", registry=Registry()))
+    now_s = time.monotonic()
 
     def check(text: bytes) -> None:
         path.write_bytes(text)
-        state = StateFile(path).load()
+        saved = persistence.load()  # what the daemon does at start
         for aside in workdir.glob("state.json.corrupt-*"):
             aside.unlink()
-        if state is None:
+        if saved is None:
             assert not path.exists()  # unusable: set aside
             return
         # What the daemon does with a state it accepted must work.
-        saved_at = datetime.fromtimestamp(state["saved_at"], UTC)
-        assert saved_at.timestamp() <= now_s + NEAR_FUTURE_S + 60
-        for entry in state["chargers"].values():
+        datetime.fromtimestamp(saved.wall_s, UTC)
+        for record in saved.chargers.values():
             controller = preset.controller(simulate.BENCH_CAPS)
-            controller.restore(entry["controller"])
+            controller.restore(record.controller)
             decision = controller.step(Inputs(time_s=now_s, grid_w=-3000.0, ev_w=0.0))
             assert _finite(decision.current_a)
 

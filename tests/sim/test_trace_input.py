@@ -31,6 +31,9 @@ HEADER = "time,solar_w,load_w\n"
     ("time,solar\n120,1\n60,1\n", "x: times must not go backwards (row 2)"),
     ("time,solar_w,load_w,voltage_v\n0,1,1,1e300\n60,1,1,230\n",
      "x: row 1: voltage 1e+300 V is not between 0 and 1000 V"),
+    ("time,solar_w,load_w,battery_w,battery_soc_pct\n0,1,1,5,101\n60,1,1,,\n",
+     "x: row 1: battery state of charge 101 % is not 0–100 %"),
+    ("time,solar_w,load_w,battery_w\n0,1,1,-1e9\n", "x: row 1: battery power -1e+09 W is"),
     # Found by the fuzz harness: a lone CR inside a field ended in csv.Error.
     ("time,solar\n0,1\r5\n60,2\n", "x: not CSV: new-line character seen in unquoted field"),
 ])

@@ -269,7 +269,7 @@ class Commands:
             until = entry.get("boost_until_s")
             o.boost_until_s = None if until is None else _finite(until)
         lo, hi = self._ranges[name]
-        if [float(x) for x in entry["config_range_a"]] == [lo, hi]:
+        if [_finite(x) for x in entry["config_range_a"]] == [lo, hi]:
             for key in ("min_current_a", "max_current_a"):
                 if entry.get(key) is not None:
                     value = _finite(entry[key])
@@ -284,7 +284,10 @@ class Commands:
 
 
 def _finite(value: Any) -> float:
-    out = float(value)
+    try:
+        out = float(value)
+    except OverflowError:  # an integer beyond a float, from a damaged state file
+        out = math.inf
     if not math.isfinite(out):
         raise ValueError(f"not a finite number: {value!r}")
     return out

@@ -351,3 +351,15 @@ def test_a_boost_ends_by_itself_and_the_config_wins_over_saved_commands(
     broken.restore({"chargers": 5})
     assert repr(broken.overrides["garage"]) == repr(_commands(tmp_path, NoBroker())[0]
                                                     .overrides["garage"])
+
+
+def test_saved_commands_beyond_a_float_are_dropped(tmp_path: Path) -> None:
+    # Found by the fuzz harness (issue 14): OverflowError out of restore stopped the start.
+    class NoBroker:
+        host, port = "127.0.0.1", 1
+
+    for entry in ({"min_current_a": 10**400, "config_range_a": [6, 16]},
+                  {"config_range_a": [10**400, 16]}):
+        commands, _, _ = _commands(tmp_path, NoBroker())
+        commands.restore({"config_mode": "solar", "chargers": {"garage": entry}})
+        assert commands.to_state()["chargers"] == {}

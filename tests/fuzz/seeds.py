@@ -292,18 +292,25 @@ def short(texts: list[bytes], limit: int = 3000) -> list[bytes]:
 
 
 STATE: dict[str, object] = {
-    "version": 1, "saved_at": 1.7e9, "config_mode": "solar", "mode": "fast", "limit_a": 16.0,
+    "version": 1, "saved_at": 1.7e9, "clock": {"boot_id": "b", "control_s": 5000.0},
+    "commands": {"config_mode": "solar", "chargers": {"garage": {
+        "mode": "fast", "boost_until_s": 1.7e9, "min_current_a": 8, "max_current_a": 16,
+        "config_range_a": [6, 16]}}},
+    "config_mode": "solar", "mode": "fast", "limit_a": 16.0,
     "chargers": {"garage": {
         "controller": {"guard": {"on": True, "changed_s": 1.7e9 - 60, "switched_s": None,
                                  "starts_s": [1.7e9 - 600, 1.7e9 - 60],
                                  "switch_starts_s": []},
                        "setpoint_a": 6.0, "mode": "fast", "phases": 1},
-        "ev_from_surplus_wh": 1.0, "ev_from_grid_wh": 0.0}}}
+        "ev_from_surplus_wh": 1.0, "ev_from_grid_wh": 0.0, "relay_starts": 12}}}
 
 
 def states() -> list[bytes]:
     def variant(**top: object) -> bytes:
         return json.dumps({**STATE, **top}).encode()
+    huge = {"config_mode": "solar", "chargers": {"garage": {"min_current_a": 10**400,
+                                                           "config_range_a": [6, 16]}}}
     return [json.dumps(STATE, indent=1).encode(), variant(saved_at=1e18), variant(saved_at=True),
+            variant(commands=huge),
             variant(limit_a=-1), b"[" * 100_000, b'{"version": 1, "chargers": {"garage": {"c',
             json.dumps(STATE).replace("6.0", "-6.0").replace("1700000000.0", "NaN").encode()]

@@ -30,10 +30,13 @@ from chargers.goe_ocpp import meter
 from chargers.openevse import rapi
 from chargers.openevse.transports import reply_from_body
 from chargers.psp import webapi
-from divert.config import ConfigError, load
+from divert.config import ConfigError, load, validate
 from divert.core.controller import Inputs
+from divert.core.modes import Mode
 from divert.daemon.clock import SystemClock
+from divert.daemon.commands import Commands
 from divert.daemon.feeds import Feed, FeedSpec, PayloadError, parse_number
+from divert.daemon.metrics import Metrics
 from divert.daemon.persistence import Persistence
 from divert.policies.presets import PresetError, load_preset
 from divert.sim import simulate, trace
@@ -300,6 +303,42 @@ def test_ocpp_meter_values() -> None:
          generate=generate)
 
 
+# --- MQTT commands ------------------------------------------------------------------------
+
+_COMMAND_TOPICS = [f"divert/{charger}/{command}/set" for charger in ("garage", "nope", "")
+                   for command in ("mode", "min_current", "max_current", "boost", "x")]
+_COMMAND_PAYLOADS = [b"fast", b"SOLAR", b"min-solar", b"off", b"8", b"16.5", b"30", b"0",
+                     b"1440", b" 6 ", b"-1", "１２".encode(), b"1e400", b"nan"]
+
+
+def test_mqtt_commands() -> None:
+    commands = _commands()
+    preset = load_preset("balanced")
+    controllers = {"garage": preset.controller(simulate.BENCH_CAPS)}
+    now_s = [1000.0]
+
+    def check(case: tuple[str, bytes, bool]) -> None:
+        topic, payload, retained = case
+        commands.offer(topic, payload, retained)
+        now_s[0] += 1.0
+        commands.drain(now_s[0], controllers, Mode.SOLAR, None)
+        eff = commands.effective("garage", Mode.SOLAR, None, now_s[0])
+        assert _finite(eff.min_current_a, eff.limit_a)
+
+    topics = [t.encode() for t in _COMMAND_TOPICS]
+
+    def generate(rng: random.Random) -> tuple[str, bytes, bool]:
+        topic = rng.choice(_COMMAND_TOPICS) if rng.random() < 0.9 else \
+            mutate(rng, topics).decode("utf-8", "replace")
+        return topic, mutate(rng, _COMMAND_PAYLOADS), rng.random() < 0.05
+
+    fuzz("daemon.mqtt_commands", check,
+         seeds=[(t, p, False) for t in _COMMAND_TOPICS[:5] for p in _COMMAND_PAYLOADS],
+         strategy=st.tuples(st.sampled_from(_COMMAND_TOPICS), mutated(_COMMAND_PAYLOADS),
+                            st.booleans()),
+         generate=generate)
+
+
 # --- files users name: config, presets, traces, the state file --------------------------------
 
 @pytest.fixture
@@ -397,10 +436,17 @@ def test_trace_files() -> None:
          generate=lambda rng: (mutate(rng, short), rng.choice(formats)))
 
 
+def _commands() -> Commands:
+    settings = validate({"chargers": [{"name": "garage", "type": "simulated"}]}, Path("c.toml"))
+    return Commands(settings, lambda _topic, _payload: None, Metrics(["garage"], []),
+                    lambda: None)
+
+
 def test_state_files(workdir: Path) -> None:
     path = workdir / "state.json"
     preset = load_preset("balanced")
     persistence = Persistence(path, SystemClock(), Counter("errors", "", registry=Registry()))
+    commands = _commands()
     now_s = time.monotonic()
 
     def check(text: bytes) -> None:
@@ -413,6 +459,7 @@ def test_state_files(workdir: Path) -> None:
             return
         # What the daemon does with a state it accepted must work.
         datetime.fromtimestamp(saved.wall_s, UTC)
+        commands.restore(saved.sections.get("commands"))
         for record in saved.chargers.values():
             controller = preset.controller(simulate.BENCH_CAPS)
             controller.restore(record.controller)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -54,3 +58,44 @@ def test_verbose_before_or_after_the_subcommand(tmp_path: Path, args: list[str],
     cfg.write_text('[[chargers]]\nname = "a"\ntype = "simulated"\n')
     assert main([a.format(cfg=cfg) for a in args]) == 0
     assert "valid" in capsys.readouterr().out
+
+
+class _Answer(BaseHTTPRequestHandler):
+    body = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def answer() -> Iterator[ThreadingHTTPServer]:
+    """Something on loopback that answers /api/state with `_Answer.body`."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    thread.join()
+
+
+@pytest.mark.parametrize("body", [
+    # Found by the fuzz harness (issue 14): each ended in a traceback.
+    {"time_s": 1e18, "version": "x", "mode": "solar", "site": {}, "chargers": []},  # Overflow
+    {"time_s": 1.7e9, "version": "x", "mode": "solar", "chargers": [],
+     "site": {"feeds": ["grid"], "surplus_w": 1, "grid_w": 1}},  # AttributeError
+])
+def test_divert_status_with_an_answer_that_is_not_divert_s(
+        tmp_path: Path, answer: ThreadingHTTPServer, body: dict[str, object],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    _Answer.body = json.dumps(body).encode()
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[metrics]\nlisten = "127.0.0.1:{answer.server_address[1]}"\n')
+    assert main(["status", "-c", str(cfg)]) == 1
+    err = capsys.readouterr().err
+    assert "answered JSON divert does not know" in err and err.count("\n") == 1

@@ -22,6 +22,9 @@ from divert.netconf import listen_address
 
 NOT_RUNNING = 3
 TIMEOUT_S = 5.0
+# What `render` raises for JSON that is not an `/api/state` answer (a time far out of range
+# raises OverflowError or OSError).
+NOT_OURS = (KeyError, TypeError, ValueError, AttributeError, OverflowError, OSError)
 
 
 def register(sub: Any) -> None:
@@ -62,18 +65,19 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"Start it with: systemctl start divert (or divert run -c {args.config})",
               file=sys.stderr)
         return NOT_RUNNING
-    except ValueError:
+    except (ValueError, RecursionError):
         print(f"{url} did not answer with JSON: is that divert?", file=sys.stderr)
         return 1
     if args.json:
         print(json.dumps(data, indent=2))
         return 0
     try:
-        print(render(data))
-    except (KeyError, TypeError, ValueError) as exc:
-        print(f"{url} answered JSON divert does not know ({exc!r}): is that divert?",
+        text = render(data)
+    except NOT_OURS as exc:
+        print(f"{url} answered JSON divert does not know ({exc!r:.200}): is that divert?",
               file=sys.stderr)
         return 1
+    print(text)
     return 0
 
 

@@ -221,6 +221,20 @@ def handshakes(path: str, authorization: bytes) -> list[bytes]:
             request(authorization, target="/" + "a" * 5000)]
 
 
+# --- divert status ------------------------------------------------------------------------
+
+API_STATE: dict[str, object] = {
+    "version": "0.1.0", "mode": "solar", "time_s": 1.7e9,
+    "site": {"feeds": {"grid": {"health": "ok"}}, "surplus_w": 1000.0, "grid_w": -500.0,
+             "limited": False, "limit_w": 11000.0},
+    "chargers": [{"name": "garage", "charging": True, "setpoint_a": 10.0, "connected": True,
+                  "boost_until_s": 1.7e9 + 600, "mode": "fast", "power_w": 2300.0,
+                  "reason": "charging", "code": "charging", "starts_today": 1,
+                  "starts_left_hour": 1, "starts_left_day": 3,
+                  "energy_from_surplus_today_kwh": 1.0, "energy_from_grid_today_kwh": 0.1,
+                  "min_current_a": 6.0, "max_current_a": 16.0}]}
+
+
 # --- config, presets, traces, state ---------------------------------------------------------
 
 @cache

@@ -33,6 +33,7 @@ from chargers.psp import webapi
 from divert.config import ConfigError, load, validate
 from divert.core.controller import Inputs
 from divert.core.modes import Mode
+from divert.daemon import status
 from divert.daemon.clock import SystemClock
 from divert.daemon.commands import Commands
 from divert.daemon.feeds import Feed, FeedSpec, PayloadError, parse_number
@@ -336,6 +337,32 @@ def test_mqtt_commands() -> None:
          seeds=[(t, p, False) for t in _COMMAND_TOPICS[:5] for p in _COMMAND_PAYLOADS],
          strategy=st.tuples(st.sampled_from(_COMMAND_TOPICS), mutated(_COMMAND_PAYLOADS),
                             st.booleans()),
+         generate=generate)
+
+
+# --- `divert status`: the daemon's /api/state as it reads it -------------------------------
+
+def test_status_answers() -> None:
+    answers = [json.dumps(seeds.API_STATE).encode(), json.dumps(seeds.API_STATE, indent=1).encode()]
+    keys = sorted({k for k in json.dumps(seeds.API_STATE).split('"')[1::2] if k.isidentifier()})
+
+    def check(body: bytes) -> None:
+        try:
+            data = json.loads(body)
+        except (ValueError, RecursionError):
+            return  # "did not answer with JSON"
+        with contextlib.suppress(status.NOT_OURS):  # "answered JSON divert does not know"
+            status.render(data, now_s=1.7e9)
+
+    def generate(rng: random.Random) -> bytes:
+        if rng.random() < 0.8:
+            return mutate(rng, answers)
+        data = json.loads(answers[0])
+        node = rng.choice([data, data["site"], data["chargers"][0]])
+        node[rng.choice(keys)] = random_json(rng, 2, keys)
+        return json.dumps(data).encode()
+
+    fuzz("cli.status_answer", check, seeds=answers, strategy=mutated(answers),
          generate=generate)
 
 

@@ -43,11 +43,13 @@ class BatteryModel:
     min_soc_pct: float = 5.0  # its own reserve: never discharged below
 
     def __post_init__(self) -> None:
-        if self.capacity_kwh <= 0 or self.max_charge_w < 0 or self.max_discharge_w < 0 \
+        sizes = (self.capacity_kwh, self.max_charge_w, self.max_discharge_w)
+        if not all(math.isfinite(v) for v in sizes) \
+                or self.capacity_kwh <= 0 or self.max_charge_w < 0 or self.max_discharge_w < 0 \
                 or not 0 < self.efficiency <= 1 \
                 or not 0 <= self.min_soc_pct <= self.start_soc_pct <= 100:
-            raise ValueError("battery: need capacity > 0, powers >= 0, 0 < efficiency <= 1 "
-                             "and 0 <= min SoC <= start SoC <= 100")
+            raise ValueError("battery: need a finite capacity > 0, finite powers >= 0, "
+                             "0 < efficiency <= 1 and 0 <= min SoC <= start SoC <= 100")
 
 
 class _Battery:

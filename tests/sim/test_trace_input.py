@@ -88,3 +88,12 @@ def test_realistic_limit_is_a_span_not_a_row_count() -> None:
 def _controller() -> simulate.Controller:
     from divert.policies.presets import load_preset
     return load_preset("balanced").controller(simulate.BENCH_CAPS)
+
+
+@pytest.mark.parametrize("args", [["--battery-kwh", "nan"], ["--battery-kwh", "inf"],
+                                  ["--battery-w", "inf"]])
+def test_a_battery_that_is_not_finite_is_refused(tmp_path: Path, args: list[str],
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    # Issue 14's rule: non-finite numbers are refused at the boundary (NaN was simulated).
+    assert main(["simulate", *args, "--out", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith("divert simulate: battery: need a finite")

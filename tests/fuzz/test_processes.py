@@ -101,23 +101,31 @@ def test_simulate_process(tmp_path: Path) -> None:
     traces = seeds.short(seeds.traces())
     formats = ["auto", "auto", "native", "openevse"]
     plants = ["ideal", "ideal", "ideal", "realistic"]
+    site = tmp_path / "site.toml"  # two chargers and a home battery: the site's path
+    site.write_text("[feeds.battery]\ntopic = 'b'\n[[chargers]]\nname = 'a'\n"
+                    "type = 'simulated'\n[[chargers]]\nname = 'b'\ntype = 'simulated'\n"
+                    "control = 'power'\n")
+    extras = [[], [], [], ["--config", str(site)], ["--battery-kwh", "5"]]
 
-    def check(case: tuple[tuple[bytes, str, str], ...]) -> None:
+    def check(case: tuple[tuple[bytes, str, str, int], ...]) -> None:
         runs = []
-        for i, (text, fmt, plant) in enumerate(case):
+        for i, (text, fmt, plant, extra) in enumerate(case):
             path = tmp_path / f"trace{i}.csv"
             path.write_bytes(text)
             runs.append(["simulate", "--trace", str(path), "--format", fmt, "--plant", plant,
-                         "--out", str(tmp_path / f"out{i}"), "--json"])
+                         "--out", str(tmp_path / f"out{i}"), "--json", *extras[extra]])
         for result in run_clis(runs):
             _simulate_exit(result)
 
-    one = st.tuples(mutated(traces), st.sampled_from(formats), st.sampled_from(plants))
+    one = st.tuples(mutated(traces), st.sampled_from(formats), st.sampled_from(plants),
+                    st.integers(0, len(extras) - 1))
     fuzz("process: divert simulate", check,
-         seeds=[((traces[0], "auto", "realistic"), (traces[7], "auto", "ideal"))],
+         seeds=[((traces[0], "auto", "realistic", 0), (traces[7], "auto", "ideal", 0)),
+                ((traces[0], "auto", "realistic", 3), (traces[1], "auto", "ideal", 4))],
          strategy=st.tuples(one, one),
          generate=lambda rng: tuple((mutate(rng, traces), rng.choice(formats),
-                                     rng.choice(plants)) for _ in range(2)),
+                                     rng.choice(plants), rng.randrange(len(extras)))
+                                    for _ in range(2)),
          count=PROCESS_INPUTS, per_input_s=60, weight=2, batch=2)
 
 

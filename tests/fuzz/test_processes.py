@@ -217,14 +217,15 @@ class Session:
 
 
 def _callerror_or_result(frame: bytes, received: list[Any]) -> None:
-    """A CALL with a readable id got its answer; nothing else was answered but with -1."""
+    """A CALL with a readable id got its answer; nothing else was answered but with -1 (an
+    empty id is no readable one)."""
     try:
         sent = json.loads(frame)
     except (ValueError, RecursionError):
         sent = None
     answers = [m for m in received if m[0] in (3, 4)][:-1]  # the last one answers the ping
     if (isinstance(sent, list) and len(sent) > 1 and sent[0] == 2 and isinstance(sent[1], str)
-            and not sent[1].startswith("ping-")):
+            and sent[1] and not sent[1].startswith("ping-")):
         assert any(m[1] == sent[1] for m in answers), (sent[:3], answers)
     for m in answers:
         assert m[0] == 4 or (isinstance(sent, list) and m[1] == sent[1]), (sent, m)

@@ -22,6 +22,7 @@ class Reason(StrEnum):
     RESTART_HOLD = "restart_hold"  # restart-only: keeping the session's current
     RESTARTING = "restarting"  # restart-only: stopping to start again at a new current
     PHASE_SWITCH = "phase_switch"  # switching between one and three phases
+    PLAN = "plan"  # a departure plan charges at full power (or will not let go)
 
     @property
     def blocked(self) -> bool:

@@ -19,7 +19,10 @@ from divert.core.modes import Mode
 from divert.core.phases import PhaseParams
 from divert.core.policy import Policy
 from divert.policies.openevse import OpenEVSEParams, OpenEVSEPolicy
+from divert.policies.predictive import PredictiveParams, PredictivePolicy
 from divert.policies.surplus import SurplusParams, SurplusPolicy
+
+KINDS = ("surplus", "openevse", "predictive")
 
 
 @dataclass(frozen=True)
@@ -27,7 +30,7 @@ class Preset:
     """A parsed preset: which policy, its parameters and the relay limits it is tuned for."""
 
     name: str
-    kind: str  # "surplus" (divert's own) or "openevse" (the firmware's algorithm)
+    kind: str  # "surplus", "predictive" (divert's own) or "openevse" (the firmware's)
     params: dict[str, Any]
     relay: RelayLimits
     phase: PhaseParams
@@ -45,15 +48,18 @@ class Preset:
 
     def controller(self, caps: Capabilities, mode: Mode = Mode.SOLAR,
                    relay: Mapping[str, Any] | None = None,
-                   site: SiteParams | None = None) -> Controller:
+                   site: SiteParams | None = None,
+                   location: tuple[float, float] | None = None) -> Controller:
         """A controller running this preset for `caps`, with the config's `[relay]` keys on
-        top of the preset's."""
-        return Controller(caps, self.make_policy(), self.limits(relay), mode, site,
+        top of the preset's; `location` (latitude, longitude) for the predictive policy."""
+        return Controller(caps, self.make_policy(location), self.limits(relay), mode, site,
                           phase=self.phase_params(relay))
 
-    def make_policy(self) -> Policy:
+    def make_policy(self, location: tuple[float, float] | None = None) -> Policy:
         if self.kind == "openevse":
             return OpenEVSEPolicy(OpenEVSEParams(**self.params))
+        if self.kind == "predictive":
+            return PredictivePolicy(PredictiveParams(**self.params), location)
         return SurplusPolicy(SurplusParams(**self.params))
 
 
@@ -101,8 +107,8 @@ def parse_preset(name: str, data: dict[str, Any]) -> Preset:
         raise PresetError(f"policy {name}: unknown table(s) {', '.join(sorted(unknown))}")
     params = dict(data.get("policy", {}))
     kind = str(params.pop("kind", "surplus"))
-    if kind not in ("surplus", "openevse"):
-        raise PresetError(f"policy {name}: policy.kind must be 'surplus' or 'openevse'")
+    if kind not in KINDS:
+        raise PresetError(f"policy {name}: policy.kind must be one of {', '.join(KINDS)}")
     try:
         relay = dict(data.get("relay", {}))
         phase = PhaseParams(relay.pop(PHASE_TAU_KEY)) if PHASE_TAU_KEY in relay else PhaseParams()

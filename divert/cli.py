@@ -45,6 +45,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
     from divert.core.modes import Mode
     from divert.policies.presets import PresetError, load_preset
     from divert.sim import plot, simulate, trace
@@ -54,7 +56,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         preset = load_preset(preset_name)
         if args.trace:
-            tr = trace.load(args.trace, args.format)
+            tr = trace.chain([trace.load(path, args.format) for path in args.trace])
         else:
             sample = resources.files("divert.sim").joinpath("data/sample-day.csv")
             tr = trace.parse(sample.read_text(encoding="utf-8"), "sample-day", "native")
@@ -63,15 +65,27 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 1
     caps = simulate.BENCH_CAPS
     mode = Mode.SOLAR
+    plans = simulate.NO_PLANS
+    location = None
     if settings is not None:
         mode = settings.policy.mode
+        location = settings.policy.location()
         if settings.chargers:
             caps = settings.chargers[0].capabilities()
+        charger = settings.chargers[0].name if settings.chargers else ""
+        plans = simulate.Plans(settings.plans_for(charger), ZoneInfo(settings.timezone))
     relay = settings.relay.model_dump() if settings else None
-    steps = simulate.run(tr, lambda: preset.controller(caps, mode, relay),
-                         args.plant)
+    steps = simulate.run(tr, lambda: preset.controller(caps, mode, relay, location=location),
+                         args.plant, plans)
     data = simulate.summary(tr, steps, caps)
     data.update(policy=preset.name, plant=args.plant, control=str(caps.control))
+    days = simulate.daily(steps)
+    if len(days) > 1:
+        data["days"] = days
+    weight = float(preset.params.get("import_weight", simulate.PLAN_IMPORT_WEIGHT))
+    outcomes = simulate.plan_outcomes(tr, steps, plans, caps, weight)
+    if outcomes:
+        data["plans"] = [o.as_dict() for o in outcomes]
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)
     simulate.write_steps(steps, out / "steps.csv")
@@ -83,15 +97,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print("plot skipped: install the plot extra (pip install 'divert[plot]')")
     if args.json:
         print(json.dumps(data, indent=2))
-    else:
-        print(f"{tr.name} with {preset.name} ({args.plant} plant):\n"
-              f"  surplus {data['surplus_kwh']:.2f} kWh, EV {data['ev_kwh']:.2f} kWh "
-              f"({data['ev_from_surplus_kwh']:.2f} from surplus, "
-              f"{data['ev_grid_import_kwh']:.2f} from grid)\n"
-              f"  capture {data['capture_pct']:.1f} % (perfect foresight: "
-              f"{data['bound_capture_pct']:.1f} %), grid share {data['grid_share_pct']:.1f} %,"
-              f" starts {data['starts']}, pilot changes {data['pilot_changes']}\n"
-              f"  written to {out}/")
+        return 0
+    print(f"{tr.name} with {preset.name} ({args.plant} plant):\n"
+          f"  surplus {data['surplus_kwh']:.2f} kWh, EV {data['ev_kwh']:.2f} kWh "
+          f"({data['ev_from_surplus_kwh']:.2f} from surplus, "
+          f"{data['ev_grid_import_kwh']:.2f} from grid)\n"
+          f"  capture {data['capture_pct']:.1f} % (perfect foresight: "
+          f"{data['bound_capture_pct']:.1f} %), grid share {data['grid_share_pct']:.1f} %,"
+          f" starts {data['starts']}, pilot changes {data['pilot_changes']}")
+    if len(days) > 1:
+        print(f"  {len(days)} days, state carried from one to the next: starts per day "
+              + " ".join(str(d["starts"]) for d in days))
+    for o in outcomes:
+        print(f"  plan {o.target_kwh:g} kWh by {o.as_dict()['by']}: {o.delivered_kwh:.2f} "
+              f"kWh delivered ({'met' if o.met else 'MISSED'}), {o.grid_kwh:.2f} kWh from "
+              f"the grid; perfect foresight {o.bound_grid_kwh:.2f} kWh")
+    print(f"  written to {out}/")
     return 0
 
 
@@ -106,7 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("simulate", help="run the controller over a solar/load trace")
-    p.add_argument("--trace", type=Path, help="CSV trace (default: the bundled sample day)")
+    p.add_argument("--trace", type=Path, action="append",
+                   help="CSV trace (default: the bundled sample day); give several to run "
+                   "them as consecutive days with the controller's state carried across")
     p.add_argument("--format", choices=("auto", "native", "openevse"), default="auto")
     p.add_argument("--policy", help="preset name in policies/ or a TOML path")
     p.add_argument("--config", type=Path, help="take policy, relay limits and charger from it")

@@ -169,3 +169,42 @@ def load(path: Path, fmt: Format = "auto") -> Trace:
     except (OSError, UnicodeDecodeError) as exc:
         raise TraceError(f"{path}: cannot read: {exc}") from None
     return parse(text, path.stem, fmt)
+
+
+NIGHT_ROW_S = 300.0  # the night between chained days: a row of nothing every 5 min
+
+
+def chain(traces: list[Trace]) -> Trace:
+    """Several traces as one, each moved to the day after the previous one ends (the time
+    of day kept): a multi-day run from single days. The night between two is filled with
+    rows of no sun and no house load; mixed metering becomes solar and load."""
+    if len(traces) == 1:
+        return traces[0]
+    times: list[FloatArray] = []
+    solar: list[FloatArray] = []
+    load: list[FloatArray] = []
+    volts: list[FloatArray] = []
+    grid: list[FloatArray | None] = []
+    next_day = None
+    for t in traces:
+        first_day = math.floor(t.time_s[0] / 86400.0)
+        shift_s = 0.0 if next_day is None else (next_day - first_day) * 86400.0
+        if times:
+            night = np.arange(times[-1][-1] + NIGHT_ROW_S, t.time_s[0] + shift_s, NIGHT_ROW_S)
+            zeros = np.zeros(len(night))
+            times.append(night)
+            solar.append(zeros)
+            load.append(zeros)
+            volts.append(np.full(len(night), math.nan))
+            grid.append(zeros)
+        times.append(t.time_s + shift_s)
+        solar.append(t.solar_w)
+        load.append(t.load_w)
+        volts.append(t.voltage_v)
+        grid.append(t.grid_w)
+        next_day = math.floor(times[-1][-1] / 86400.0) + 1
+    metered = all(g is not None for g in grid)
+    name = "+".join(t.name for t in traces)
+    return Trace(name, np.concatenate(times), np.concatenate(solar), np.concatenate(load),
+                 np.concatenate(volts),
+                 np.concatenate([g for g in grid if g is not None]) if metered else None)

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test lint typecheck pytest bench clean system-deps
+.PHONY: demo test lint typecheck pytest bench screenshot clean system-deps
 
 $(BIN)/activate:
 	@$(PYTHON) -m venv $(VENV) || { echo "cannot create a virtualenv: on Debian/Ubuntu run 'sudo apt-get install python3-venv'" >&2; rm -rf $(VENV); exit 1; }
@@ -45,6 +45,9 @@ test: lint typecheck pytest
 bench: $(VENV)/.dev
 	$(BIN)/divert bench --out docs/bench
 	$(BIN)/divert bench --plant realistic --out docs/bench
+
+screenshot: $(VENV)/.dev system-deps
+	DIVERT_SCREENSHOT=docs/status-page.png $(BIN)/pytest -q tests/daemon/test_status_page.py -k chromium
 
 clean:
 	rm -rf $(VENV) out .mypy_cache .pytest_cache .ruff_cache

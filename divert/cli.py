@@ -14,25 +14,17 @@ from pathlib import Path
 from divert import __version__
 
 # Modules that add subcommands of their own, each through `register(subparsers)`.
-COMMAND_MODULES: tuple[str, ...] = ("divert.daemon.run", "chargers.goe_ocpp.cli",
+COMMAND_MODULES: tuple[str, ...] = ("divert.daemon.run", "divert.daemon.status",
+                                    "chargers.goe_ocpp.cli",
                                     "chargers.openevse.cli", "chargers.evsemaster.cli",
                                     "divert.sim.bench")
 
 
-def _settings_or_exit(path: Path):  # type: ignore[no-untyped-def]
-    from divert.config import ConfigError, load
-
-    try:
-        return load(path)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        raise SystemExit(1) from None
-
-
 def cmd_check_config(args: argparse.Namespace) -> int:
+    from divert.config import load_or_exit
     from divert.policies.presets import PresetError, load_preset
 
-    settings = _settings_or_exit(args.config)
+    settings = load_or_exit(args.config)
     try:
         load_preset(settings.policy.preset)
     except PresetError as exc:
@@ -47,11 +39,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
+    from divert.config import load_or_exit
     from divert.core.modes import Mode
     from divert.policies.presets import PresetError, load_preset
     from divert.sim import plot, simulate, trace
 
-    settings = _settings_or_exit(args.config) if args.config else None
+    settings = load_or_exit(args.config) if args.config else None
     preset_name = args.policy or (settings.policy.preset if settings else "balanced")
     try:
         preset = load_preset(preset_name)

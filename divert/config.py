@@ -6,6 +6,8 @@ Environment overrides use `__` between levels: `DIVERT_MQTT__HOST=broker`,
 
 from __future__ import annotations
 
+import re
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,9 @@ from chargers.registry import AnyChargerConfig, DriverEnv
 from divert.core.modes import Mode
 from divert.core.plan import PlanSpec, parse_days, parse_time_of_day
 from divert.netconf import MqttConfig, listen_address
+
+TOPIC_LEVEL = re.compile(r"[A-Za-z0-9_-]+")
+RESERVED_NAMES = frozenset({"site", "status"})  # topics of their own under base_topic
 
 
 class _Section(BaseModel):
@@ -217,6 +222,11 @@ class Settings(BaseSettings):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"charger names must be unique, repeated: {', '.join(dupes)}")
+        # Names are MQTT topic levels (<base_topic>/<name>/…) beside the site's.
+        for name in names:
+            if not TOPIC_LEVEL.fullmatch(name) or name in RESERVED_NAMES:
+                raise ValueError(f"charger name {name!r}: use letters, digits, _ and - "
+                                 f"(not {', '.join(sorted(RESERVED_NAMES))})")
         return self
 
     @model_validator(mode="after")
@@ -284,6 +294,15 @@ def validate(data: dict[str, Any], path: Path) -> Settings:
     except ValidationError as exc:
         tags = {str(c.get("type")) for c in data.get("chargers", []) if isinstance(c, dict)}
         raise ConfigError(path, tuple(_describe(dict(e), tags) for e in exc.errors())) from None
+
+
+def load_or_exit(path: Path) -> Settings:
+    """`load` for a command: an invalid config is printed (file, key, reason) and exits 1."""
+    try:
+        return load(path)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def load(path: Path) -> Settings:

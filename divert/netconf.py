@@ -14,7 +14,14 @@ from typing import Literal, Self
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +54,24 @@ class MqttConfig(BaseModel):
     key_file: Path | None = None
     tls_insecure: bool = False  # skip certificate checks (logs a warning)
     base_topic: str = "divert"
+    allow_commands: bool = True  # accept <base_topic>/<charger>/…/set commands
+    discovery_prefix: str = "homeassistant"  # Home Assistant discovery; "" turns it off
 
     @model_validator(mode="after")
     def _one_password(self) -> Self:
         if self.password is not None and self.password_file is not None:
             raise ValueError("set password or password_file, not both")
         return self
+
+    @field_validator("base_topic", "discovery_prefix")
+    @classmethod
+    def _topic_prefix(cls, topic: str, info: ValidationInfo) -> str:
+        if any(c in topic for c in "+#\0") or topic.startswith("/") or topic.endswith("/"):
+            raise ValueError(f"a topic prefix without wildcards (+ #) or outer slashes, "
+                             f"got {topic!r}")
+        if info.field_name == "base_topic" and not topic:
+            raise ValueError("must not be empty")
+        return topic
 
 
 class MqttError(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -83,8 +84,15 @@ def mosquitto(tmp_path: Path) -> Iterator[Broker]:
 
 @pytest.fixture(scope="session")
 def openevse_data() -> Path:
+    """The 12 public OpenEVSE days, read from ../shared (GPL-3.0 origin: never copied here).
+
+    A user's clone has no ../shared: the tests that need the days skip, saying so. CI has it,
+    so there a missing folder fails rather than skipping quietly."""
     if not DATA.is_dir():
-        pytest.fail(f"reference data not found at {DATA} (the shared/ folder beside the repo)")
+        why = f"reference data not found at {DATA} (the shared/ folder beside the repo)"
+        if os.environ.get("CI"):
+            pytest.fail(why)
+        pytest.skip(why)
     return DATA
 
 

@@ -1,11 +1,15 @@
 """Helpers for end-to-end tests of the daemon (also for driver tests): a config for the
-mosquitto fixture, a publishing client, reading a retained topic, and waiting on a condition
-with a deadline."""
+mosquitto fixture, a publishing client, reading a retained topic, waiting on a condition
+with a deadline, and a loopback HTTP server that answers every request alike."""
 
 from __future__ import annotations
 
+import threading
 import time
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -54,6 +58,37 @@ def config(tmp_path: Path, broker: Any, **overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
+
+
+def toml_text(data: dict[str, Any]) -> str:
+    """Just enough TOML for the test configs (tables, arrays of tables, scalars)."""
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return repr(v)
+
+    lines: list[str] = []
+
+    def table(prefix: str, body: dict[str, Any]) -> None:
+        for k, v in body.items():
+            if not isinstance(v, dict | list):
+                lines.append(f"{k} = {value(v)}")
+        for k, v in body.items():
+            name = f"{prefix}.{k}" if prefix else k
+            if isinstance(v, dict):
+                lines.append(f"[{name}]")
+                table(name, v)
+            elif isinstance(v, list):
+                for item in v:
+                    lines.append(f"[[{name}]]")
+                    table(name, item)
+
+    table("", data)
+    text = "\n".join(lines) + "\n"
+    assert tomllib.loads(text) == data
+    return text
 
 
 def settings(tmp_path: Path, broker: Any, **overrides: Any) -> Settings:
@@ -114,3 +149,76 @@ def retained(broker: Any, topic: str, timeout_s: float = 5.0) -> str:
     finally:
         client.disconnect()
         client.loop_stop()
+
+
+@contextmanager
+def http_answering(status: int, headers: dict[str, str], body: bytes) -> Iterator[str]:
+    """A server on 127.0.0.1 that answers every GET and POST with this reply; its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _reply(self) -> None:
+            self.send_response(status)
+            for key, value in {**headers, "Content-Length": str(len(body))}.items():
+                self.send_header(key, value)
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = _reply
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class Listener:
+    """A client subscribed to `topic_filter`, keeping every message (newest last)."""
+
+    def __init__(self, broker: Any, topic_filter: str) -> None:
+        self.messages: list[tuple[str, str, bool]] = []  # topic, payload, retained
+        self._lock = threading.Lock()
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2)
+        self.client.on_message = self._on_message
+        self.client.connect(broker.host, broker.port, keepalive=5)
+        self.client.subscribe(topic_filter, qos=1)
+        self.client.loop_start()
+
+    def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        with self._lock:
+            self.messages.append((msg.topic, msg.payload.decode(errors="replace"),
+                                  bool(msg.retain)))
+
+    def on(self, topic: str) -> list[str]:
+        """The payloads seen on `topic`, oldest first."""
+        with self._lock:
+            return [p for t, p, _ in self.messages if t == topic]
+
+    def latest(self) -> dict[str, str]:
+        """Each topic's last payload."""
+        with self._lock:
+            return {t: p for t, p, _ in self.messages}
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def retained_all(broker: Any, topic_filter: str, quiet_s: float = 0.3) -> dict[str, str]:
+    """Every retained message under `topic_filter`, read by a fresh client once none has
+    come for `quiet_s`."""
+    listener = Listener(broker, topic_filter)
+    try:
+        seen = -1
+        while seen != len(listener.messages):
+            seen = len(listener.messages)
+            time.sleep(quiet_s)
+        return {t: p for t, p, kept in listener.messages if kept and p}
+    finally:
+        listener.close()

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
-from ocpp.exceptions import FormationViolationError, OCPPError, ProtocolError
+from ocpp.exceptions import (
+    FormationViolationError,
+    OCPPError,
+    ProtocolError,
+    UnknownCallErrorCodeError,
+)
 from ocpp.routing import after as _after
 from ocpp.routing import on as _on
 from ocpp.v16 import ChargePoint, call, call_result
@@ -282,6 +287,8 @@ class Station:
         except OCPPError as exc:
             raise ChargerError(f"{self.charge_box_id} refused {action}: {exc.code} "
                                f"{exc.description}") from None
+        except UnknownCallErrorCodeError as exc:  # a CALLERROR with a code OCPP does not name
+            raise ChargerError(f"{self.charge_box_id} refused {action}: {exc}") from None
         except TimeoutError:
             raise ChargerError(f"{self.charge_box_id} did not answer {action} within "
                                f"{CALL_TIMEOUT_S:.0f} s") from None

@@ -5,6 +5,7 @@ Light on purpose (pydantic only): loaded with every config, before any driver is
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Literal, Self
 
@@ -65,9 +66,14 @@ class GoEOcppConfig(ChargerConfig):
     default_current_a: float = Field(0.0, ge=0, le=80)  # limit set at every boot; 0: paused
 
     def capabilities(self) -> Capabilities:
-        """A current setpoint in OCPP's 0.1 A steps; a three-phase go-e switches phases."""
-        return Capabilities(ControlKind.CURRENT, self.min_current_a, self.max_current_a, STEP_A,
-                            self.phases, self.voltage_v, phase_switching=self.phases == 3)
+        """A current setpoint in whole amperes, the configured range rounded inwards; a
+        three-phase go-e switches phases."""
+        lo, hi = self._whole_range()
+        return Capabilities(ControlKind.CURRENT, lo, hi, STEP_A, self.phases, self.voltage_v,
+                            phase_switching=self.phases == 3)
+
+    def _whole_range(self) -> tuple[int, int]:
+        return math.ceil(self.min_current_a - 1e-9), math.floor(self.max_current_a + 1e-9)
 
     @field_validator("password")
     @classmethod
@@ -85,6 +91,11 @@ class GoEOcppConfig(ChargerConfig):
                                            <= self.max_current_a):
             raise ValueError(f"default_current_a ({self.default_current_a}) must be 0 or "
                              f"between min_current_a and max_current_a")
+        lo, hi = self._whole_range()
+        if lo > hi:
+            raise ValueError(f"the go-e takes whole amperes: min_current_a "
+                             f"({self.min_current_a}) to max_current_a ({self.max_current_a}) "
+                             f"holds none")
         return self
 
     def read_password(self) -> str:

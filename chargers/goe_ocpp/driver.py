@@ -52,7 +52,8 @@ class GoEOcppCharger:
                 password = c.read_password()
             except ValueError as exc:
                 raise ChargerError(str(exc)) from None
-            station = Station(c.charge_box_id, password, Setpoint(c.default_current_a, c.phases),
+            default = Setpoint(quantize_a(c.default_current_a), c.phases)
+            station = Station(c.charge_box_id, password, default,
                               self._sample_s, self._ocpp.heartbeat_s, self._clock)
             server = server_for(self._ocpp)
             server.register(station)
@@ -100,8 +101,9 @@ class GoEOcppCharger:
         self._send()
 
     def set_current(self, current_a: float) -> None:
-        """Limit per phase in A, rounded down to 0.1 A; sent now if charging is enabled."""
-        self._current_a = min(quantize_a(current_a), self._config.max_current_a)
+        """Limit per phase in A, rounded down to whole amperes; sent now if charging is
+        enabled."""
+        self._current_a = quantize_a(min(current_a, self._config.max_current_a))
         self._send()
 
     def set_phases(self, phases: int) -> None:

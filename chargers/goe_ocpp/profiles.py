@@ -1,10 +1,15 @@
 """Smart-charging profiles divert sends, and the check that the charger follows them.
 
-One limit in A per phase (0.1 A resolution; 0 pauses) and a number of phases (1 or 3; the go-e
-switches to one phase through `numberPhases`). divert owns two profile ids on connector 1:
-the TxDefaultProfile (every transaction starts under it) and, while a transaction runs, a
-TxProfile bound to it. Both are Absolute from a minute ago, with no end: the go-e takes its
-clock from divert's BootNotification and Heartbeat replies, so a minute absorbs any skew.
+One limit in whole A per phase (0 pauses) and a number of phases (1 or 3; the go-e switches to
+one phase through `numberPhases`). OCPP allows tenths, but every current the go-e itself
+takes is a whole ampere (`amp`, `ama`, `mca` and the OCPP fallback `ocppf` are uint8 in its
+API v2 documentation) and nothing documents what it does with a fraction; rounded up, it would
+exceed the decided current, so divert sends whole amperes, rounded down.
+
+divert owns two profile ids on connector 1: the TxDefaultProfile (every transaction starts
+under it) and, while a transaction runs, a TxProfile bound to it. Both are Absolute from a
+minute ago, with no end: the go-e takes its clock from divert's BootNotification and Heartbeat
+replies, so a minute absorbs any skew.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from chargers.goe_ocpp.meter import MeterSample
 CONNECTOR_ID = 1  # the go-e has one outlet
 DEFAULT_PROFILE_ID = 1
 TX_PROFILE_ID = 2
-STEP_A = 0.1  # OCPP 1.6: limits are multiples of 0.1
+STEP_A = 1.0  # whole amperes, as the go-e takes currents
 
 
 @dataclass(frozen=True)
@@ -33,12 +38,12 @@ class Setpoint:
     phases: int
 
     def __str__(self) -> str:
-        return f"{self.limit_a:.1f} A on {self.phases} phase{'s' if self.phases > 1 else ''}"
+        return f"{self.limit_a:g} A on {self.phases} phase{'s' if self.phases > 1 else ''}"
 
 
-def quantize_a(current_a: float) -> float:
-    """The largest multiple of 0.1 A not above `current_a` (never negative)."""
-    return max(0.0, math.floor(current_a / STEP_A + 1e-6) / 10)
+def quantize_a(current_a: float) -> int:
+    """The largest whole ampere not above `current_a` (never negative)."""
+    return max(0, math.floor(current_a + 1e-9))
 
 
 def set_profile(setpoint: Setpoint, now: datetime,

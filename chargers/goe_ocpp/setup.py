@@ -60,7 +60,7 @@ class GoEApi:
             raise SetupError(f"cannot reach the go-e at {self.base}: {exc}") from None
         try:
             data = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             data = None
         if not isinstance(data, dict):
             raise SetupError(f"{self.base}{path}: HTTP {response.status_code}, not a JSON "

@@ -148,7 +148,7 @@ class OpenEVSECharger:
     def _notification(self, frame: rapi.Frame) -> None:
         if frame.command == "AB":
             log.info("%s: controller restarted (%s)", self.name, frame.text())
-        elif frame.command == "ST" and frame.params:
+        elif frame.command in ("ST", "AT") and frame.params:
             try:
                 log.info("%s: state now %s", self.name,
                          rapi.state_text(rapi.parse_state(frame.params[0])))

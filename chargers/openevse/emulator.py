@@ -14,9 +14,15 @@ and the over-temperature rule for `$SC` (`$NK` with the current it kept), `$SC n
 EEPROM and `$SC n <flag>` does not, where the flag is the one the emulated firmware version
 documents (`N` before firmware D4.10.2, `V` from it; a protocol older than RAPI 2.0.2 takes
 no flag and refuses `$SC` with one). It tracks sleep/enable/disable and the car's J1772 state
-(A/B/C) so `$GS` and `$GG` agree with the commanded current, sends `$ST` on every state
-change, and injects faults: lost commands, noise and corrupted replies, late replies, and a
-reboot that forgets the volatile current.
+(A/B/C) so `$GS` and `$GG` agree with the commanded current, notifies every state change,
+and injects faults: lost commands, noise and corrupted replies, late replies, and a reboot
+that forgets the volatile current.
+
+`$GS` and the notifications take the form of the emulated firmware, from the controller's
+CHANGELOG: before D4.1.0 (RAPI 2.0.1) notifications carry no checksum; before D5.2.0 `$GS`
+is `state(decimal) elapsed` and a state change is `$ST state(hex)`; from D5.2.0 the state is
+hex with the pilot state after it, and `$AT state pilot current vflags` replaces `$ST`; from
+D6.0.0 `$GS` ends in the vflags too and a boot is announced with `$AB`.
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ class EmulatedEvse:
 
     def __init__(self, *, min_a: int = 6, max_a: int = 32, eeprom_current_a: int = 16,
                  car_max_a: int = 32, voltage_mv: int | None = 230_000,
-                 firmware: str = "5.0.1", protocol: str = "4.0.1",
+                 firmware: str = "8.2.1", protocol: str = "5.1.3",
                  sequence_ids: bool = True, bare_nk: bool = False) -> None:
         self._lock = threading.RLock()
         self.min_a, self.max_a = min_a, max_a
@@ -88,7 +94,7 @@ class EmulatedEvse:
         self._drop = self._garble = self._delay_count = 0
         self._delay_s = 0.0
         self._interleave: list[str] = []
-        self._canned: dict[str, str] = {}
+        self._canned: dict[str, tuple[str, int]] = {}  # command → (reply, times left)
         self._charge_start = time.monotonic()
         self._last_tick = time.monotonic()
         self.session_ws = 0.0
@@ -130,15 +136,24 @@ class EmulatedEvse:
         self.total_wh += power_w * (now - self._last_tick) / 3600
         self._last_tick = now
 
+    def since(self, *version: int) -> bool:
+        """Whether the emulated firmware is `version` or newer (an unreadable one is new)."""
+        number = rapi.version_number(self.firmware)
+        return number is None or number >= version
+
     def _changed(self) -> list[str]:
-        """`$ST` lines for a state change since the last report."""
+        """The notification of a state change since the last report, if any."""
         state = self.state
         if state == self._reported_state:
             return []
         if state == EvseState.CHARGING:
             self._charge_start = time.monotonic()
         self._reported_state = state
-        return [_frame(f"$ST {state:02x}")]
+        if self.since(5, 2):
+            line = f"$AT {state:02x} {self.pilot:02x} {self.current_a} 0000"
+        else:
+            line = f"$ST {state:02x}"
+        return [_frame(line) if self.since(4, 1) else line]
 
     def _mutate(self, change: Callable[[], None]) -> None:
         with self._lock:
@@ -171,7 +186,8 @@ class EmulatedEvse:
             self._tick()
             change()
             self._reported_state = EvseState.UNKNOWN
-            lines = [_frame(f"$AB 00 {self.firmware}"), *self._changed()]
+            boot = [_frame(f"$AB 00 {self.firmware}")] if self.since(6) else []
+            lines = [*boot, *self._changed()]
         for line in lines:
             self.on_async(line)
 
@@ -197,12 +213,14 @@ class EmulatedEvse:
         with self._lock:
             self._drop = self._garble = self._delay_count = 0
             self._interleave = []
+            self._canned.clear()
 
-    def answer_next(self, command: str, reply: str) -> None:
-        """Answer the next `$<command>` with `reply` (e.g. "$OK 99999 230000"): a well-formed
-        frame carrying values of a broken controller. The command is still executed."""
+    def answer_next(self, command: str, reply: str, count: int = 1) -> None:
+        """Answer the next `count` `$<command>` with `reply` (e.g. "$OK 99999 230000"): a
+        well-formed frame carrying values of a broken controller. The command is still
+        executed."""
         with self._lock:
-            self._canned[command] = reply
+            self._canned[command] = (reply, count)
 
     def interleave(self, *lines: str) -> None:
         """Send these async lines (checksummed) between the next command and its reply."""
@@ -244,7 +262,10 @@ class EmulatedEvse:
         self.commands.append(frame)
         ok, params = self._command(frame.command, frame.params)
         text = " ".join(("$OK" if ok else "$NK", *params))
-        text = self._canned.pop(frame.command, text)
+        if frame.command in self._canned:
+            text, left = self._canned.pop(frame.command)
+            if left > 1:
+                self._canned[frame.command] = (text, left - 1)
         if frame.seq is not None:
             text += f" :{frame.seq:02X}"
         return _frame(text) if frame.checksum else text
@@ -260,7 +281,10 @@ class EmulatedEvse:
             case "GS", _:
                 elapsed_s = (int(time.monotonic() - self._charge_start)
                              if self.state == EvseState.CHARGING else 0)
-                return True, [f"{self.state:02x}", str(elapsed_s), f"{self.pilot:02x}", "0000"]
+                if not self.since(5, 2):
+                    return True, [str(int(self.state)), str(elapsed_s)]
+                vflags = ["0000"] if self.since(6) else []
+                return True, [f"{self.state:02x}", str(elapsed_s), f"{self.pilot:02x}", *vflags]
             case "GG", _:
                 return True, [str(self.draw_ma), str(self.voltage_mv or -1)]
             case "GU", _:
@@ -333,11 +357,11 @@ class EmulatedEvse:
                     "wattsec": int(self.session_ws), "watthour": int(self.total_wh),
                     "temp": 235, "elapsed": 0, "vehicle": int(self.car != "A")}
 
-    def config_json(self) -> dict[str, Any]:
+    def config_json(self, wifi_version: str) -> dict[str, Any]:
         """The WiFi module's `GET /config`: its own and the controller's versions."""
         with self._lock:
             return {"firmware": self.firmware, "protocol": self.protocol,
-                    "version": "4.1.0", "wifi_serial": "EMULATED01", "buildenv": "emulator",
+                    "version": wifi_version, "wifi_serial": "EMULATED01", "buildenv": "emulator",
                     "min_current_hard": self.min_a, "max_current_hard": self.max_a,
                     "max_current_soft": self.current_a, "service": 2}
 
@@ -428,6 +452,9 @@ class SerialEmulator:
             send()
 
     def stop(self) -> None:
+        """Close the pty, as if the adapter were unplugged. Safe to call again."""
+        if self._stop.is_set():
+            return  # closing the descriptors twice could close someone else's
         self._stop.set()
         self._thread.join(2)
         for fd in (self._master, self._slave):
@@ -441,13 +468,15 @@ class HttpEmulator:
 
     `username`/`password` turn on basic auth like the module's www_username/www_password;
     `blocked` lists commands (e.g. "SC") the module refuses with HTTP 400, as WiFi firmware
-    v4 does for what it arbitrates through claims."""
+    v4 does for what it arbitrates through claims. `wifi_version` is the module's own firmware
+    in `/config`; the claims and override API of WiFi firmware v4 is not emulated."""
 
     def __init__(self, controller: EmulatedEvse, username: str | None = None,
                  password: str | None = None, port: int = 0,
-                 blocked: tuple[str, ...] = ()) -> None:
+                 blocked: tuple[str, ...] = (), wifi_version: str = "4.1.0") -> None:
         self.controller = controller
         self.blocked = blocked
+        self.wifi_version = wifi_version
         expected = (f"Basic {b64encode(f'{username}:{password}'.encode()).decode()}"
                     if username is not None else None)
         self.requests = 0
@@ -480,7 +509,7 @@ class HttpEmulator:
                 url = urlsplit(self.path)
                 if url.path in ("/status", "/config"):
                     body = (emulator.controller.status_json() if url.path == "/status"
-                            else emulator.controller.config_json())
+                            else emulator.controller.config_json(emulator.wifi_version))
                     self._send(200, json.dumps(body).encode(), "application/json")
                 elif url.path in ("/r", "/rapi"):
                     self._rapi(parse_qs(url.query))

@@ -15,6 +15,7 @@ import logging
 import queue
 import re
 import select
+import termios
 import threading
 import time
 from collections import deque
@@ -121,7 +122,8 @@ class SerialTransport:
         if self._port is not None:
             try:
                 self._port.reset_input_buffer()
-            except (serial.SerialException, OSError):
+            # termios.error: the flush of an adapter that was unplugged (EIO); not an OSError
+            except (serial.SerialException, OSError, termios.error):
                 self.close()
 
     def close(self) -> None:
@@ -188,7 +190,8 @@ class HttpTransport:
         if response.status_code == 401:
             raise TransportError(f"{self.url}: HTTP 401 unauthorized: check username and "
                                  f"password")
-        reply, error = reply_from_body(response.text)
+        # Decoded here: httpx's `.text` raises for a charset such as utf-32 or idna.
+        reply, error = reply_from_body(response.content.decode("utf-8", "replace"))
         if response.status_code == 400:  # WiFi firmware v4 refuses RAPI it arbitrates itself
             raise TransportError(f"{self.url}: the WiFi module blocked {line} ({error}): see "
                                  f"its claims/override API")

@@ -91,7 +91,7 @@ class WebAPIClient:
                 continue
             if not reply.is_success:
                 raise ChargerError(f"{what}: refused with HTTP {reply.status_code}: "
-                                   f"{reply.text[:120]!r}")
+                                   f"{reply.content[:120].decode('utf-8', 'replace')!r}")
             try:
                 return parse(reply.content)
             except WebAPIError as exc:

@@ -24,7 +24,7 @@ class Capabilities:
     control: ControlKind
     min_current_a: float = 6.0
     max_current_a: float = 16.0
-    step_a: float = 1.0  # setpoint resolution: OpenEVSE 1 A, OCPP 0.1 A
+    step_a: float = 1.0  # setpoint resolution: OpenEVSE and go-e 1 A, PSP EVSE 0.1 A
     phases: int = 1  # phases wired to the charger
     voltage_v: float = 230.0
     phase_switching: bool = False  # can drop to one phase (and back) under load control

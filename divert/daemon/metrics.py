@@ -1,15 +1,21 @@
-"""Prometheus metrics: names with units and the `divert_` prefix, one registry per daemon.
+"""Prometheus metrics: names with units and the `divert_` prefix, one registry per daemon;
+and the HTTP listener that serves them, beside the status page and `/api/state`.
 
-Counters are exposed with `_total` appended by prometheus-client.
+Counters are exposed with `_total` appended by prometheus-client. The listener is read-only:
+GET and HEAD only.
 """
 
 from __future__ import annotations
 
 import logging
 import platform
+import socket
 import threading
-from collections.abc import Iterable
-from wsgiref.simple_server import WSGIServer
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from http import HTTPStatus
+from socketserver import ThreadingMixIn
+from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import (
     CollectorRegistry,
@@ -18,7 +24,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     Info,
-    start_http_server,
+    make_wsgi_app,
 )
 
 from divert import __version__
@@ -27,6 +33,12 @@ from divert.core.reasons import Reason
 from divert.netconf import listen_address
 
 log = logging.getLogger(__name__)
+
+Page = Callable[[], tuple[int, str, bytes]]  # () -> HTTP status, content type, body
+# The pages are self-contained: nothing may be loaded from elsewhere (the Pi may be offline).
+PAGE_HEADERS = [("Cache-Control", "no-store"), ("X-Content-Type-Options", "nosniff"),
+                ("Content-Security-Policy", "default-src 'none'; script-src 'unsafe-inline'; "
+                 "style-src 'unsafe-inline'; connect-src 'self'; img-src data:")]
 
 def blocked_label(code: Reason) -> str | None:
     """The `reason` label of a start the relay guard held back, None if it was not blocked."""
@@ -81,6 +93,11 @@ class Metrics:
                          states=[m.value for m in Mode], registry=r)
         self.mqtt_connected = Gauge("divert_mqtt_connected", "1 while connected to the broker",
                                     registry=r)
+        self.starts_left = Gauge("divert_charger_starts_left",
+                                 "Starts the relay guard allows in the rolling window",
+                                 ["charger", "window"], registry=r)
+        self.commands = Counter("divert_mqtt_commands", "MQTT commands, accepted or refused",
+                                ["command", "result"], registry=r)
         Info("divert_build", "divert version", registry=r).info(
             {"version": __version__, "python": platform.python_version()})
         for name in chargers:  # present from the start, so rates and alerts see a 0
@@ -90,17 +107,63 @@ class Metrics:
                 self.command_errors.labels(name, command)
         for feed in feeds:
             self.feed_errors.labels(feed)
+        for command in ("mode", "min_current", "max_current", "boost"):
+            for result in ("accepted", "refused"):
+                self.commands.labels(command, result)
         self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
 
-    def serve(self, listen: str) -> None:
-        """Expose /metrics on `host:port` (raises OSError if the address is taken)."""
+    def serve(self, listen: str, pages: Mapping[str, Page] | None = None) -> None:
+        """Serve /metrics and `pages` (path → page) on `host:port`; OSError if the address
+        is taken."""
         host, port = listen_address(listen)
-        self._server, self._thread = start_http_server(port, host, self.registry)
-        log.info("metrics on http://%s/metrics", listen)
+        server = make_server(host, port, _app(make_wsgi_app(self.registry), pages or {}),
+                             _server_class(host), _QuietHandler)
+        threading.Thread(target=server.serve_forever, name="metrics-http", daemon=True).start()
+        self._server = server
+        log.info("metrics on http://%s/metrics, status page on http://%s/", listen, listen)
 
     def close(self) -> None:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+def _server_class(host: str) -> type[WSGIServer]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    return type("_Server", (_ThreadingServer,), {"address_family": family})
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # one line per scrape is noise
+        pass
+
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _app(metrics_app: WsgiApp, pages: Mapping[str, Page]) -> WsgiApp:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterator[bytes]:
+        path = environ.get("PATH_INFO") or "/"
+        if environ.get("REQUEST_METHOD") not in ("GET", "HEAD"):
+            status, ctype, body = 405, "text/plain", b"read-only: GET and HEAD only\n"
+            extra = [("Allow", "GET, HEAD")]
+        elif path == "/metrics":
+            yield from metrics_app(environ, start_response)
+            return
+        elif path in pages:
+            status, ctype, body = pages[path]()
+            extra = PAGE_HEADERS
+        else:
+            status, ctype, body = 404, "text/plain", b"not found\n"
+            extra = []
+        start_response(f"{status} {HTTPStatus(status).phrase}",
+                       [("Content-Type", ctype), ("Content-Length", str(len(body))), *extra])
+        if environ.get("REQUEST_METHOD") != "HEAD":
+            yield body
+
+    return app

@@ -1,9 +1,11 @@
-"""The daemon's MQTT connection (paho-mqtt 2.x): feed subscriptions and availability.
+"""The daemon's MQTT connection (paho-mqtt 2.x): feed subscriptions, routed topics (commands,
+Home Assistant) and availability.
 
 paho's network thread connects, and reconnects with exponential backoff (1 s doubling to
-30 s) whenever the broker goes away; every (re)connect subscribes the feed topics again and
-publishes `online` to `<base_topic>/status`. The broker publishes the retained last will
-`offline` when the connection dies without a goodbye.
+30 s) whenever the broker goes away; every (re)connect subscribes the topics again, publishes
+`online` to `<base_topic>/status` and runs the connect callbacks (which publish the retained
+state). The broker publishes the retained last will `offline` when the connection dies
+without a goodbye.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ class MqttLink:
         self.connected = False
         self._on_message = on_message
         self._on_connected = on_connected
+        self._connect_callbacks: list[Callable[[], None]] = []
         self._stopping = False
         self._warn = LogThrottle(log)
         self._tls: ssl.SSLContext | None = None
@@ -75,8 +78,21 @@ class MqttLink:
         self.client.loop_stop()
         self._set_connected(False)
 
-    def publish(self, topic: str, payload: str, retain: bool = False) -> None:
-        self.client.publish(topic, payload, qos=0, retain=retain)
+    def publish(self, topic: str, payload: str, retain: bool = False, qos: int = 0) -> None:
+        """Send now; a QoS 0 message is dropped while disconnected (connect callbacks
+        publish the current state again)."""
+        self.client.publish(topic, payload, qos=qos, retain=retain)
+
+    def route(self, topic_filter: str, handler: MessageHandler) -> None:
+        """Messages matching `topic_filter` go to `handler` instead of the feed handler;
+        subscribed at every connect. Call before start()."""
+        self.topics.append(topic_filter)
+        self.client.message_callback_add(
+            topic_filter, lambda client, userdata, msg: self._dispatch(handler, msg))
+
+    def on_connect(self, callback: Callable[[], None]) -> None:
+        """Run `callback` (on paho's thread) after every (re)connect."""
+        self._connect_callbacks.append(callback)
 
     def _set_connected(self, connected: bool) -> None:
         self.connected = connected
@@ -95,6 +111,11 @@ class MqttLink:
             client.subscribe([(topic, 0) for topic in self.topics])
         client.publish(self.status_topic, "online", qos=1, retain=True)
         self._set_connected(True)
+        for callback in self._connect_callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("mqtt: error in a connect callback")
 
     def _connect_failed(self, client: mqtt.Client, userdata: Any) -> None:
         now_s = time.monotonic()
@@ -124,8 +145,11 @@ class MqttLink:
                         self.config.port, reason)
 
     def _message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
+        self._dispatch(self._on_message, msg)
+
+    def _dispatch(self, handler: MessageHandler, msg: mqtt.MQTTMessage) -> None:
         # paho's thread dies on an exception from a callback; a bad message must not do that.
         try:
-            self._on_message(msg.topic, bytes(msg.payload), bool(msg.retain))
+            handler(msg.topic, bytes(msg.payload), bool(msg.retain))
         except Exception:
             log.exception("mqtt: error handling a message on %s", msg.topic)

@@ -30,10 +30,13 @@ from divert.core.modes import Mode
 from divert.core.surplus import surplus_w
 from divert.daemon import schedule
 from divert.daemon.actuator import Actuator
+from divert.daemon.commands import Commands
 from divert.daemon.feeds import Feeds
 from divert.daemon.metrics import Metrics, blocked_label
 from divert.daemon.mqtt import MqttLink
+from divert.daemon.publish import Publishers
 from divert.daemon.sdnotify import Notifier
+from divert.daemon.snapshot import ChargerFacts, Snapshot, SnapshotBuilder
 from divert.daemon.state import StateFile
 from divert.daemon.throttle import LogThrottle
 from divert.policies.presets import load_preset
@@ -101,6 +104,13 @@ class Daemon:
         self.metrics = Metrics(self.chargers, self.feeds.feeds)
         self.mqtt = MqttLink(settings.mqtt, self.feeds.topics(), self._on_message,
                              lambda up: self.metrics.mqtt_connected.set(float(up)))
+        # --- see and steer (issue 15, LOOP.md): a command inbox in, Snapshots out -------
+        self.commands = Commands(settings, self.mqtt.publish, self.metrics, self.kick)
+        if settings.mqtt.allow_commands:
+            self.mqtt.route(self.commands.topic_filter, self.commands.offer)
+        self.publishers = Publishers(settings, self.mqtt, self.metrics)
+        self.snapshots = SnapshotBuilder(self.tz)
+        # ---
         self.state_file = StateFile(settings.state.path)
         self.scheduler = BackgroundScheduler(timezone=self.tz)
         self._lock = threading.Lock()  # controllers, drivers, state
@@ -123,7 +133,7 @@ class Daemon:
         with self._lock:
             self._restore(self.state_file.load())
         if self.settings.metrics.listen:
-            self.metrics.serve(self.settings.metrics.listen)
+            self.metrics.serve(self.settings.metrics.listen, self.publishers.pages())
         try:
             self.mqtt.start()
         except Exception:
@@ -165,6 +175,7 @@ class Daemon:
         finally:
             if got_lock:
                 self._lock.release()
+        self.publishers.close()  # issue 15: the last state out before the link goes
         self.mqtt.stop(publish_offline=not handover)
         self.metrics.close()
         log.info("divert stopped")
@@ -225,6 +236,8 @@ class Daemon:
         for controller in self.controllers.values():
             controller.mode = self.mode
             controller.set_limit(self.limit_a)
+        self.commands.restore(saved.get("commands"))  # issue 15
+        self.snapshots.restore(saved.get("energy_today"))  # issue 15
         log.info("state restored from %s", self.state_file.path)
 
     def _snapshot(self) -> dict[str, Any]:
@@ -233,7 +246,9 @@ class Daemon:
                 "chargers": {name: {"controller": c.to_state(),
                                     "ev_from_surplus_wh": self._runs[name].ev_from_surplus_wh,
                                     "ev_from_grid_wh": self._runs[name].ev_from_grid_wh}
-                             for name, c in self.controllers.items()}}
+                             for name, c in self.controllers.items()},
+                "commands": self.commands.to_state(),  # issue 15
+                "energy_today": self.snapshots.to_state()}  # issue 15
 
     def _remember_guards(self) -> None:
         self._saved_guards = {n: c.guard.to_state() for n, c in self.controllers.items()}
@@ -263,6 +278,7 @@ class Daemon:
         self.kick()
 
     def _set_schedule(self, entry: ScheduleEntry) -> None:
+        self.commands.schedule_fired(entry)  # issue 15: a schedule ends what it sets
         if entry.mode is not None:
             self.mode = entry.mode
         self.limit_a = entry.max_current_a
@@ -321,6 +337,9 @@ class Daemon:
                 return
             started_s = time.perf_counter()
             now_s = time.time()
+            # issue 15: the command inbox, before anything decides (settings only)
+            if self.commands.drain(now_s, self.controllers, self.mode, self.limit_a):
+                self._save()
             values = self.feeds.values()
             for name in self.chargers:
                 try:
@@ -328,6 +347,7 @@ class Daemon:
                 except Exception:
                     log.exception("charger %s: control cycle failed", name)
             self._site_metrics(values)
+            self.publishers.offer(self._view(now_s, values))  # issue 15: the Snapshot
             self._save_if_due()
             self.metrics.loop_s.observe(time.perf_counter() - started_s)
             self.notifier.status(self.status_line())
@@ -351,8 +371,7 @@ class Daemon:
         old = self.controllers[name]
         controller = self._controller(caps)
         controller.restore(old.to_state())
-        controller.set_limit(self.limit_a)
-        controller.mode = self.mode
+        self.commands.settle(name, controller, self.mode, self.limit_a, time.time())  # 15
         self.controllers[name] = controller
         self.actuators[name] = actuator
         self._warn[name].reset()
@@ -377,9 +396,7 @@ class Daemon:
             return
         reading = self.readings[name] = self._read(name, mono_s)
         m.connected.labels(name).set(float(reading is not None))
-        measured_w = None if reading is None else reading.power_w
-        first = next(iter(self.chargers)) == name
-        ev_w = values.get("ev_power") if first and "ev_power" in self.feeds.feeds else measured_w
+        ev_w = self._ev_w(name, reading, values)
         voltage_v = values.get("voltage") or (None if reading is None else reading.voltage_v)
         inputs = Inputs(time_s=now_s, grid_w=values.get("grid"), solar_w=values.get("solar"),
                         load_w=values.get("load"), ev_w=ev_w, voltage_v=voltage_v,
@@ -406,6 +423,13 @@ class Daemon:
         m.charging.labels(name).set(float(decision.charging))
         m.power_w.labels(name).set(math.nan if ev_w is None else ev_w)
         m.mode.labels(name).state(str(controller.mode))
+
+    def _ev_w(self, name: str, reading: ChargerReading | None,
+              values: dict[str, float | None]) -> float | None:
+        """The EV's draw: the `ev_power` feed for the first charger, else its own reading."""
+        if "ev_power" in self.feeds.feeds and next(iter(self.chargers)) == name:
+            return values.get("ev_power")
+        return None if reading is None else reading.power_w
 
     def _count_energy(self, name: str, run: _ChargerRun, mono_s: float, ev_w: float | None,
                       inp: Inputs) -> None:
@@ -436,13 +460,31 @@ class Daemon:
 
         m.grid_w.set(nan(values.get("grid")))
         m.solar_w.set(nan(values.get("solar")))
-        evs_w = [r.power_w for r in self.readings.values()
-                 if r is not None and r.power_w is not None]
-        m.surplus_w.set(nan(surplus_w(values.get("grid"), values.get("solar"),
-                                      values.get("load"), sum(evs_w),
-                                      self.site.grid_includes_ev, values.get("battery"))))
+        m.surplus_w.set(nan(self._surplus_w(values)))
         for feed, age_s in self.feeds.ages_s().items():
             m.feed_age_s.labels(feed).set(nan(age_s))
+
+    def _surplus_w(self, values: dict[str, float | None]) -> float | None:
+        """The site's surplus: what all EVs could draw without import."""
+        evs_w = [r.power_w for r in self.readings.values()
+                 if r is not None and r.power_w is not None]
+        return surplus_w(values.get("grid"), values.get("solar"), values.get("load"),
+                         sum(evs_w), self.site.grid_includes_ev, values.get("battery"))
+
+    def _view(self, now_s: float, values: dict[str, float | None]) -> Snapshot:
+        """This cycle's Snapshot (issue 15; LOOP.md "report")."""
+        facts = {}
+        for name, controller in self.controllers.items():
+            run, reading = self._runs[name], self.readings.get(name)
+            eff = self.commands.effective(name, self.mode, self.limit_a, now_s)
+            facts[name] = ChargerFacts(
+                controller, self.last_decisions.get(name),
+                name in self.actuators and reading is not None,
+                self._ev_w(name, reading, values), run.ev_from_surplus_wh, run.ev_from_grid_wh,
+                eff.limit_a, eff.boost_until_s)
+        # wall clock, then the clock the guards run on (the same one here, for now)
+        return self.snapshots.build(now_s, now_s, self.mode, values, self.feeds.ages_s(),
+                                    self._surplus_w(values), facts)
 
     def status_line(self) -> str:
         """One line for `systemctl status`: the mode and each charger's current reason."""

@@ -65,3 +65,19 @@ def test_bad_environment_value_is_a_config_error(tmp_path: Path,
     monkeypatch.setenv("DIVERT_MQTT__PORT", "99999")
     with pytest.raises(ConfigError, match=r"mqtt.port: "):
         load(path)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[[chargers]]\nname='garage/left'\ntype='simulated'\n",
+     "(top level): charger name 'garage/left': use letters, digits, _ and - (not site, status)"),
+    ("[[chargers]]\nname='site'\ntype='simulated'\n", "charger name 'site'"),
+    ("[mqtt]\nbase_topic='home/#'\n", "mqtt.base_topic: a topic prefix without wildcards"),
+    ("[mqtt]\ndiscovery_prefix='ha/'\n", "mqtt.discovery_prefix: a topic prefix without"),
+])
+def test_names_that_cannot_be_mqtt_topics_are_refused(tmp_path: Path, text: str,
+                                                      message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as refused:
+        load(path)
+    assert str(refused.value).startswith(f"{path}: ") and message in str(refused.value)

@@ -9,44 +9,12 @@ import subprocess
 import sys
 import threading
 import time
-import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from daemon_support import Publisher, config, retained, wait_for
-
-
-def _toml(data: dict[str, Any]) -> str:
-    """Just enough TOML for the test configs (tables, arrays of tables, scalars)."""
-    def value(v: Any) -> str:
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        if isinstance(v, str):
-            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-        return repr(v)
-
-    lines: list[str] = []
-
-    def table(prefix: str, body: dict[str, Any]) -> None:
-        for k, v in body.items():
-            if not isinstance(v, dict | list):
-                lines.append(f"{k} = {value(v)}")
-        for k, v in body.items():
-            name = f"{prefix}.{k}" if prefix else k
-            if isinstance(v, dict):
-                lines.append(f"[{name}]")
-                table(name, v)
-            elif isinstance(v, list):
-                for item in v:
-                    lines.append(f"[[{name}]]")
-                    table(name, item)
-
-    table("", data)
-    text = "\n".join(lines) + "\n"
-    assert tomllib.loads(text) == data
-    return text
+from daemon_support import Publisher, config, retained, toml_text, wait_for
 
 
 class NotifyListener:
@@ -112,7 +80,7 @@ def test_notify_signals_and_reload(tmp_path: Path, mosquitto: Any,
                                    notify: NotifyListener) -> None:
     cfg = tmp_path / "divert.toml"
     data = config(tmp_path, mosquitto)
-    cfg.write_text(_toml(data))
+    cfg.write_text(toml_text(data))
     run = Run(cfg, notify)
     proc = run.proc
     publisher = Publisher(mosquitto)
@@ -125,7 +93,7 @@ def test_notify_signals_and_reload(tmp_path: Path, mosquitto: Any,
         assert retained(mosquitto, "divert/status") == "online"
 
         # An invalid config on SIGHUP: logged, and the daemon runs on.
-        cfg.write_text(_toml(data).replace('mode = "solar"', 'mode = "turbo"'))
+        cfg.write_text(toml_text(data).replace('mode = "solar"', 'mode = "turbo"'))
         ready = notify.fields().count("READY=1")
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "reload refused" in run.log, what="the refusal")
@@ -135,7 +103,7 @@ def test_notify_signals_and_reload(tmp_path: Path, mosquitto: Any,
 
         # A valid one is applied: mode off pauses the charger.
         data["policy"]["mode"] = "off"
-        cfg.write_text(_toml(data))
+        cfg.write_text(toml_text(data))
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: "RELOADING=1" in notify.fields(), what="RELOADING=1")
         wait_for(lambda: notify.fields().count("READY=1") == ready + 1, what="READY again")
@@ -157,7 +125,7 @@ def test_notify_signals_and_reload(tmp_path: Path, mosquitto: Any,
 
 def test_killed_daemon_leaves_offline_via_last_will(tmp_path: Path, mosquitto: Any) -> None:
     cfg = tmp_path / "divert.toml"
-    cfg.write_text(_toml(config(tmp_path, mosquitto)))
+    cfg.write_text(toml_text(config(tmp_path, mosquitto)))
     run = Run(cfg)
     try:
         wait_for(lambda: retained(mosquitto, "divert/status") == "online", 15)
@@ -185,7 +153,7 @@ def test_unusable_config_is_one_line_and_exit_1(tmp_path: Path, text: str,
 
 def test_sigint_stops_cleanly_too(tmp_path: Path, mosquitto: Any) -> None:
     cfg = tmp_path / "divert.toml"
-    cfg.write_text(_toml(config(tmp_path, mosquitto)))
+    cfg.write_text(toml_text(config(tmp_path, mosquitto)))
     run = Run(cfg)
     try:
         wait_for(lambda: "divert running" in run.log, 15, "the start")

@@ -44,6 +44,8 @@ class Received:
     config: list[tuple[str, str]] = field(default_factory=list)
     clears: int = 0
     triggers: list[str] = field(default_factory=list)
+    frames: list[str] = field(default_factory=list)  # every frame as it arrived
+    refused: list[str] = field(default_factory=list)  # the CALLERRORs it answered
 
 
 class _GoE(ChargePoint):
@@ -51,10 +53,23 @@ class _GoE(ChargePoint):
         super().__init__(box_id, connection)
         self.fake = fake
 
+    async def route_message(self, raw_msg: str) -> None:
+        with self.fake.lock:
+            self.fake.received.frames.append(raw_msg)
+        await super().route_message(raw_msg)
+
+    async def _send(self, message: str) -> None:
+        if message.startswith("[4,"):  # a CALLERROR: a request it refused, e.g. invalid
+            with self.fake.lock:
+                self.fake.received.refused.append(message)
+        await super()._send(message)
+
     @on(Action.set_charging_profile)
     def on_set_charging_profile(self, connector_id: int,
                                 cs_charging_profiles: dict[str, Any]) -> Any:
         with self.fake.lock:
+            if self.fake.profile_error is not None:
+                raise self.fake.profile_error
             self.fake.received.profiles.append(cs_charging_profiles)
         return call_result.SetChargingProfile(status=self.fake.profile_answer)
 
@@ -98,6 +113,7 @@ class FakeGoE:
         self.profile_answer = "Accepted"
         self.config_error: OCPPError | None = None  # answer ChangeConfiguration with this
         self.clear_error: OCPPError | None = None  # … and ClearChargingProfile
+        self.profile_error: OCPPError | None = None  # … and SetChargingProfile
         self.transaction_id: int | None = None
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -123,6 +139,11 @@ class FakeGoE:
     def _call(self, payload: Any) -> Any:
         assert self._cp is not None, "not connected"
         return self._run(self._cp.call(payload, suppress=False))
+
+    def receive(self, frame: str) -> None:
+        """Handle `frame` as if it had come over the websocket (answers go to divert)."""
+        assert self._cp is not None, "not connected"
+        self._run(self._cp.route_message(frame))
 
     def boot(self) -> Any:
         return self._call(call.BootNotification(charge_point_model="Gemini flex",

@@ -53,7 +53,7 @@ def goe(daemon: Daemon) -> Iterator[FakeGoE]:
 def _switches_phases(preset_path: str) -> bool:
     """Does the controller drop a three-phase charger to one phase at low surplus?"""
     preset = load_preset(preset_path)
-    caps = Capabilities(ControlKind.CURRENT, 6.0, 16.0, 0.1, 3, V, phase_switching=True)
+    caps = Capabilities(ControlKind.CURRENT, 6.0, 16.0, 1.0, 3, V, phase_switching=True)
     ctl = Controller(caps, preset.make_policy(), preset.limits())
     phases = {ctl.step(Inputs(time_s=t, grid_w=-2000.0, ev_w=0.0)).phases
               for t in range(0, 600, 5)}
@@ -80,13 +80,13 @@ def test_profiles_follow_the_surplus(daemon: Daemon, goe: FakeGoE,
     assert goe.received.config == [("MeterValueSampleInterval", "1")]
     tx = goe.start_transaction()
     goe.status("Charging")
-    # 6000 W export on three phases: 6000 / 690 = 8.69 A, 8.6 A at OCPP's 0.1 A.
-    publisher.until("home/grid", "-6000", lambda: goe.limit() == (8.6, 3), what="8.6 A")
-    _car_follows(goe, daemon, 8.6, 3)
+    # 6000 W export on three phases: 6000 / 690 = 8.69 A, 8 A in the go-e's whole amperes.
+    publisher.until("home/grid", "-6000", lambda: goe.limit() == (8.0, 3), what="8 A")
+    _car_follows(goe, daemon, 8.0, 3)
     assert goe.active_profile()["transaction_id"] == tx  # type: ignore[index]
     # Less surplus: less current, on the running transaction too.
-    publisher.until("home/grid", "-4500", lambda: goe.limit() == (6.5, 3), what="6.5 A")
-    _car_follows(goe, daemon, 6.5, 3)
+    publisher.until("home/grid", "-4500", lambda: goe.limit() == (6.0, 3), what="6 A")
+    _car_follows(goe, daemon, 6.0, 3)
     reading = driver.read()
     assert (reading.charging, reading.phases, reading.state) == (True, 3, "charging")
     # More than the maximum: 16 A.
@@ -105,20 +105,20 @@ def test_phase_switch_at_low_surplus(daemon: Daemon, goe: FakeGoE,
                     "set_phases → numberPhases is covered at the driver level")
     goe.start_transaction()
     goe.status("Charging")
-    publisher.until("home/grid", "-6000", lambda: goe.limit() == (8.6, 3), what="8.6 A")
-    _car_follows(goe, daemon, 8.6, 3)
-    # 2000 W: below the three-phase minimum, enough for one phase at 8.6 A.
-    publisher.until("home/grid", "-2000", lambda: goe.limit() == (8.6, 1),
-                    what="one phase at 8.6 A")
-    _car_follows(goe, daemon, 8.6, 1)
+    publisher.until("home/grid", "-6000", lambda: goe.limit() == (8.0, 3), what="8 A")
+    _car_follows(goe, daemon, 8.0, 3)
+    # 2000 W: below the three-phase minimum, enough for one phase at 8 A.
+    publisher.until("home/grid", "-2000", lambda: goe.limit() == (8.0, 1),
+                    what="one phase at 8 A")
+    _car_follows(goe, daemon, 8.0, 1)
     assert daemon.last_decisions["goe"].phases == 1
     # Plenty again: back to three phases.
-    publisher.until("home/grid", "-6000", lambda: goe.limit() == (8.6, 3),
+    publisher.until("home/grid", "-6000", lambda: goe.limit() == (8.0, 3),
                     what="three phases again")
 
 
 def test_daemon_stop_pauses_the_go_e(tmp_path: Path, daemon: Daemon, goe: FakeGoE,
                                      publisher: Publisher) -> None:
-    publisher.until("home/grid", "-6000", lambda: goe.limit() == (8.6, 3), what="8.6 A")
+    publisher.until("home/grid", "-6000", lambda: goe.limit() == (8.0, 3), what="8 A")
     daemon.stop()  # shutdown state "pause": a 0 A limit the charger keeps
     assert goe.limit() == (0.0, 3)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -121,7 +120,7 @@ def test_default_profile_on_the_wire() -> None:
         "chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxDefaultProfile",
         "chargingProfileKind": "Absolute", "chargingSchedule": {
             "chargingRateUnit": "A", "startSchedule": "2026-06-01T11:59:30Z",
-            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7.4, "numberPhases": 1}]}}}
+            "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7, "numberPhases": 1}]}}}
 
 
 def test_transaction_profile_on_the_wire() -> None:
@@ -137,11 +136,13 @@ def test_transaction_profile_on_the_wire() -> None:
 def test_quantized_limits_are_valid_and_never_above(current_a: float) -> None:
     q = quantize_a(current_a)
     assert 0 <= q <= current_a + 1e-9
-    assert current_a - q < 0.1 + 1e-9
+    assert current_a - q < 1 + 1e-9
     body = _validated(set_profile(Setpoint(current_a, 3), datetime.now(UTC)))
     limit = body["csChargingProfiles"]["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"]
-    # On the wire an exact one-decimal number: its text is a whole number of tenths.
-    assert (Decimal(json.dumps(limit)) * 10) % 1 == 0
+    # On the wire a whole number of amperes, which even a validator that checks `multipleOf
+    # 0.1` by float division accepts (6.1 / 0.1 is 60.99999999999999).
+    assert json.dumps(limit) == str(q)
+    assert limit / 0.1 == int(limit / 0.1)
 
 
 def _sample(currents: tuple[float, float, float], offered: float | None = None
@@ -156,7 +157,7 @@ def test_follow_check_reports_a_charger_that_ignores_the_profile() -> None:
     assert check.observe(_sample((16, 16, 16)), 110) is None  # settling: not judged
     assert check.observe(_sample((16, 16, 16)), 121) is None  # one breaking sample
     problem = check.observe(_sample((16, 16, 16)), 126)
-    assert problem == "ignores the profile (8.0 A on 3 phases): draws 16.0 A"
+    assert problem == "ignores the profile (8 A on 3 phases): draws 16.0 A"
     assert check.observe(_sample((16, 16, 16)), 131) is None  # reported once
     assert check.problem == problem
     assert check.observe(_sample((8.4, 8.3, 8.5)), 136) is None  # within tolerance: cleared
@@ -167,14 +168,14 @@ def test_follow_check_judges_offered_current_and_phases() -> None:
     check = FollowCheck(settle_s=0, samples=1)
     check.expect(Setpoint(6.0, 1), now_s=0)
     assert check.observe(_sample((0, 0, 0), offered=16.0), 1) == (
-        "ignores the profile (6.0 A on 1 phase): offers 16.0 A")
+        "ignores the profile (6 A on 1 phase): offers 16.0 A")
     check.expect(Setpoint(6.0, 1), now_s=2)  # the same profile again: the finding stands
     assert check.problem is not None
     check.expect(Setpoint(0.0, 1), now_s=3)  # a new profile: judged afresh
     assert check.problem is None
     check.expect(Setpoint(6.0, 1), now_s=4)
     assert check.observe(_sample((6, 6, 6), offered=6.0), 5) == (
-        "ignores the profile (6.0 A on 1 phase): draws on 3 phases")
+        "ignores the profile (6 A on 1 phase): draws on 3 phases")
     # A car that draws less than allowed, or on fewer phases, follows the profile.
     check.expect(Setpoint(16.0, 3), now_s=6)
     assert check.observe(_sample((10, 0, 0), offered=16.0), 7) is None
@@ -193,6 +194,8 @@ def _settings(charger: dict[str, Any], **top: Any) -> None:
     ({"password": "short"}, {}, "chargers[0].password: the password must be 16 to 40"),
     ({"password": "x" * 20, "charge_box_id": "a/b"}, {}, "chargers[0].charge_box_id: "),
     ({"password": "x" * 20, "default_current_a": 3}, {}, "default_current_a (3.0) must be 0"),
+    ({"password": "x" * 20, "min_current_a": 6.2, "max_current_a": 6.8}, {},
+     "chargers[0]: the go-e takes whole amperes: min_current_a (6.2) to max_current_a (6.8)"),
     ({"password": "x" * 20}, {"ocpp": {"tls_cert": "/c.pem"}}, "ocpp: set tls_cert and "),
     ({"password": "x" * 20}, {"ocpp": {"listen": "8887"}}, "ocpp.listen: expected host:port"),
     ({"password": "x" * 20}, {"ocpp": {"heartbeat_s": 1}}, "ocpp.heartbeat_s: "),
@@ -202,6 +205,13 @@ def test_config_errors_name_the_key(charger: dict[str, Any], top: dict[str, Any]
     with pytest.raises(ConfigError) as err:
         _settings(charger, **top)
     assert message in str(err.value), str(err.value)
+
+
+def test_the_configured_range_is_rounded_inwards_to_whole_amperes() -> None:
+    config = GoEOcppConfig(name="goe", charge_box_id="goe-1", password="x" * 20,
+                           min_current_a=6.5, max_current_a=15.9)
+    caps = config.capabilities()
+    assert (caps.min_current_a, caps.max_current_a, caps.step_a) == (7, 15, 1.0)
 
 
 def test_config_is_read_and_the_password_never_shown(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 from conftest import free_port
+from daemon_support import http_answering
 
 from divert.cli import main
 
@@ -159,6 +160,12 @@ def test_an_unreachable_or_foreign_host_is_one_line(capsys: pytest.CaptureFixtur
     assert main(["goe-setup", "--host", f"127.0.0.1:{free_port()}", "--url", URL]) == 1
     assert "divert goe-setup: cannot reach the go-e at http://127.0.0.1:" in (
         capsys.readouterr().err)
+
+
+def test_a_reply_nested_too_deeply_is_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with http_answering(200, {"Content-Type": "application/json"}, b"[" * 100_000) as url:
+        assert main(["goe-setup", "--host", url]) == 1
+    assert "/api/status: HTTP 200, not a JSON object" in capsys.readouterr().err
 
 
 def test_a_refused_key_is_named(goe: GoEHttp, capsys: pytest.CaptureFixture[str],

@@ -52,7 +52,7 @@ def test_choosing_among_chargers(make_rig: RigFactory, tmp_path: Path,
     code, _, err = rapi(capsys, "-c", str(config), "$GV")
     assert code == 1 and "2 OpenEVSE chargers" in err and "choose one with --charger" in err
     assert rapi(capsys, "-c", str(config), "--charger", b.config.name, "$GV")[1] == (
-        "$OK 5.0.1 4.0.1\n")
+        "$OK 8.2.1 5.1.3\n")
     code, _, err = rapi(capsys, "-c", str(config), "--charger", "attic", "$GV")
     assert code == 1 and "no OpenEVSE charger named 'attic'" in err
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import tomllib
@@ -9,6 +10,9 @@ from pathlib import Path
 
 import pytest
 from conftest import Broker
+from daemon_support import http_answering
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chargers.base import Charger, ChargerError, CurrentLimiter
 from chargers.openevse import rapi
@@ -40,7 +44,7 @@ def test_connect_reads_version_and_range_and_narrows_the_limits(
         assert (caps.control, caps.min_current_a, caps.max_current_a) == (
             ControlKind.CURRENT, 8, 24)
         assert caps.step_a == 1.0
-        assert driver.version is not None and driver.version.firmware == "5.0.1"
+        assert driver.version is not None and driver.version.firmware == "8.2.1"
         assert "narrowed to 8–24 A" in caplog.text
         caplog.clear()
 
@@ -239,6 +243,17 @@ def test_wrong_http_credentials(make_rig: RigFactory) -> None:
         driver.connect()
 
 
+def test_a_reply_labelled_with_an_odd_charset_is_still_read(make_rig: RigFactory) -> None:
+    # httpx's `.text` raises for charset=utf-32 (no BOM); the driver reads the bytes itself.
+    body = json.dumps({"cmd": "$GV", "ret": "$OK 8.2.1 5.1.3"}).encode()
+    with http_answering(200, {"Content-Type": "application/json; charset=utf-32"},
+                        body) as url:
+        driver = make_rig("http").charger(url=url, retries=0)
+        with pytest.raises(ChargerError, match=r"\$GC: current range: not a number"):
+            driver.connect()  # $GV read; every later command gets the same answer
+        assert driver.version == rapi.Version("8.2.1", "5.1.3")
+
+
 def test_command_blocked_by_wifi_firmware_v4(make_rig: RigFactory) -> None:
     rig = make_rig("http", retries=0)
     assert isinstance(rig.front, HttpEmulator)
@@ -259,6 +274,22 @@ def test_unreachable_transports_raise_charger_errors(make_rig: RigFactory,
     with pytest.raises(ChargerError, match="ConnectError"):
         rig.charger().connect()
 
+
+
+def test_a_serial_adapter_unplugged_while_connected_is_a_charger_error(
+        make_rig: RigFactory) -> None:
+    # The flush before each command then fails with termios.error (EIO), not an OSError.
+    rig = make_rig("serial", timeout_s=0.2, retries=1)
+    driver = rig.charger()
+    driver.connect()
+    try:
+        rig.front.stop()  # the pty goes away, as a USB adapter does
+        for command in (driver.read, lambda: driver.set_current(10),
+                        lambda: driver.enable(True)):
+            with pytest.raises(ChargerError, match=r"cannot open|write failed"):
+                command()
+    finally:
+        driver.close()
 
 def test_mqtt_broker_outage(make_rig: RigFactory, mosquitto: Broker) -> None:
     rig = make_rig("mqtt", broker=mosquitto, timeout_s=0.5, retries=1)
@@ -363,12 +394,18 @@ def test_commented_examples_in_config_example_validate() -> None:
 def test_current_changes_use_the_flag_the_firmware_documents(
         make_rig: RigFactory, firmware: str, protocol: str, flag: str) -> None:
     controller = EmulatedEvse(firmware=firmware, protocol=protocol, sequence_ids=False)
+    controller.plug_in()
     rig = make_rig("serial", controller)
     driver = rig.charger()
     driver.connect()
     try:
         driver.set_current(10)
         driver.set_current(12.7)
+        # Each firmware's $GS and state notifications (decimal state before D5.2.0) read.
+        driver.enable(True)
+        assert (driver.read().state, driver.read().current_a) == ("charging", 12)
+        driver.enable(False)
+        assert driver.read().state == "sleeping"
     finally:
         driver.close()
     assert controller.set_current_commands() == [("10", flag), ("12", flag)]
@@ -402,5 +439,43 @@ def test_implausible_measurements_are_refused(make_rig: RigFactory, reply: str) 
         with pytest.raises(ChargerError, match="implausible"):
             driver.read()
         assert driver.read().current_a == 0.0  # the next, sane reply is used
+    finally:
+        driver.close()
+
+
+_TOKENS = st.text(alphabet="0123456789abcdefABCDEF-+.eExV: ^$", min_size=1, max_size=24)
+
+
+def test_any_reply_is_a_reading_or_a_charger_error(make_rig: RigFactory) -> None:
+    """Whatever the controller answers to a read or a command, the driver returns a
+    plausible reading or raises ChargerError: no other exception leaves it."""
+    c = EmulatedEvse()
+    c.plug_in()
+    driver = make_rig("serial", c, timeout_s=0.2, retries=1).charger()
+    driver.connect()
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.sampled_from(["GG", "GS", "SC", "FE", "GE"]), st.sampled_from(["$OK", "$NK"]),
+           st.lists(_TOKENS, max_size=4))
+    def check(command: str, kind: str, params: list[str]) -> None:
+        c.answer_next(command, " ".join((kind, *params)))
+        try:
+            if command in ("GG", "GS"):
+                reading = driver.read()
+                assert reading.current_a is None or 0 <= reading.current_a <= rapi.MAX_A
+                assert reading.voltage_v is None or rapi.MIN_V <= reading.voltage_v <= rapi.MAX_V
+            elif command == "FE":
+                driver.enable(True)
+            else:
+                if command == "GE":  # read after a bare `$NK` to `$SC`
+                    c.answer_next("SC", "$NK")
+                driver.set_current(10)
+        except ChargerError:
+            pass
+        finally:
+            c.clear_faults()
+
+    try:
+        check()
     finally:
         driver.close()

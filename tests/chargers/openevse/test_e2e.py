@@ -8,7 +8,7 @@ the periodic re-assert gives the charger its setpoint back.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 from conftest import Broker
 from daemon_support import Publisher, settings, wait_for
 
+from chargers.base import ChargerReading
 from chargers.openevse.driver import OpenEVSECharger
 from chargers.openevse.emulator import EmulatedEvse
 from chargers.openevse.rapi import EvseState
@@ -108,3 +109,41 @@ def test_daemon_keeps_running_while_the_charger_is_silent(make_rig: RigFactory,
         publisher.until(grid, "-1990", lambda: c.current_a == 8, what="8 A after the outage")
     finally:
         daemon.stop()
+
+
+def test_an_implausible_reading_is_counted_logged_once_and_not_used(
+        make_rig: RigFactory, broker: Broker, publisher: Publisher, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    c = EmulatedEvse()
+    c.plug_in()
+    rig = make_rig("serial", c, max_current_a=16)
+    daemon, grid = _daemon(rig.config_entry, broker, tmp_path)
+    name = rig.config.name
+
+    def read_errors() -> float:
+        return daemon.metrics.registry.get_sample_value(
+            "divert_charger_command_errors_total", {"charger": name, "command": "read"}) or 0.0
+
+    seen: list[ChargerReading | None] = []
+
+    def watched(condition: Callable[[], bool]) -> Callable[[], bool]:
+        """`condition`, noting every reading the daemon holds while it is polled."""
+        return lambda: seen.append(daemon.readings.get(name)) or condition()
+
+    daemon.start()
+    try:
+        publisher.until(grid, "-3000", lambda: c.state == EvseState.CHARGING, what="a start")
+        caplog.clear()
+        c.answer_next("GG", "$OK 1" + "0" * 92 + " 230000", count=4)  # 10^92 mA
+        wait_for(watched(lambda: read_errors() >= 4), what="4 read errors")
+        # The loop carries on: the next sane reading is used and control goes on.
+        publisher.until(grid, "-1990", watched(lambda: c.current_a == 8), what="8 A")
+        wait_for(watched(lambda: (r := daemon.readings.get(name)) is not None
+                         and r.current_a == 8), what="a reading of 8 A")
+    finally:
+        daemon.stop()
+    assert read_errors() == 4
+    failures = [r.getMessage() for r in caplog.records if "read failed" in r.getMessage()]
+    assert len(failures) == 1 and "implausible" in failures[0], failures
+    assert None in seen  # the broken reading was dropped, not kept …
+    assert all(r is None or r.current_a is None or r.current_a <= 16 for r in seen)  # … nor used

@@ -69,11 +69,11 @@ def test_state_and_measurements_follow_car_and_commands() -> None:
     c.on_async = notes.append
     assert rapi.parse_status(rapi.decode(ask(c, "$GS") or "")).state == EvseState.NOT_CONNECTED
     c.plug_in(requesting=True)
-    assert notes == [framed("$ST 03")]
+    assert notes == [framed("$AT 03 03 16 0000")]  # state, pilot, current, flags
     assert ask(c, "$SC 10 V") == "$OK 10"
     assert ask(c, "$GG") == "$OK 10000 230000"
     out = c.exchange("$FS")
-    assert out.reply == "$OK" and out.after == [framed("$ST fe")]  # reported after the reply
+    assert out.reply == "$OK" and out.after == [framed("$AT fe 02 10 0000")]  # after the reply
     assert ask(c, "$GS") == "$OK fe 0 02 0000"  # sleeping; the pilot still sees the car (B)
     assert ask(c, "$GG") == "$OK 0 230000"
     c.exchange("$FD")
@@ -87,7 +87,7 @@ def test_state_and_measurements_follow_car_and_commands() -> None:
     assert rapi.parse_status(rapi.decode(ask(c, "$GS") or "")).text == "fault: GFCI"
     c.set_fault(None)
     c.unplug()
-    assert notes[-1] == framed("$ST 01")
+    assert notes[-1] == framed("$AT 01 01 10 0000")
     assert EmulatedEvse(voltage_mv=None).exchange("$GG").reply == "$OK 0 -1"
 
 
@@ -101,12 +101,31 @@ def test_reboot_forgets_the_volatile_current_and_sleep() -> None:
     notes.clear()
     c.reboot()
     assert (c.current_a, c.state, c.reboots) == (16, EvseState.CHARGING, 1)
-    assert notes == [framed("$AB 00 5.0.1"), framed("$ST 03")]
+    assert notes == [framed("$AB 00 8.2.1"), framed("$AT 03 03 16 0000")]
+
+
+@pytest.mark.parametrize(("firmware", "sleeping", "note", "boot"), [
+    ("D4.0.2", "$OK 254 0", "$ST fe", False),  # notifications without a checksum
+    ("D5.1.0", "$OK 254 0", framed("$ST fe"), False),  # RAPI 2.0.1 on: checksummed
+    ("D5.2.0", "$OK fe 0 02", framed("$AT fe 02 16 0000"), False),  # hex, pilot, $AT
+    ("7.1.3", "$OK fe 0 02 0000", framed("$AT fe 02 16 0000"), True),  # vflags, $AB
+])
+def test_state_reports_take_the_form_of_the_firmware(firmware: str, sleeping: str,
+                                                     note: str, boot: bool) -> None:
+    c = EmulatedEvse(firmware=firmware)
+    notes: list[str] = []
+    c.on_async = notes.append
+    c.plug_in()
+    out = c.exchange("$FS")
+    assert ask(c, "$GS") == sleeping and out.after == [note]
+    notes.clear()
+    c.reboot()
+    assert notes[0].startswith("$AB") is boot and len(notes) == 1 + boot
 
 
 def test_firmware_without_sequence_ids_treats_them_as_a_parameter() -> None:
     c = EmulatedEvse(sequence_ids=False)
-    assert ask(c, "$GV :05") == "$OK 5.0.1 4.0.1"  # answered, but no id echoed
+    assert ask(c, "$GV :05") == "$OK 8.2.1 5.1.3"  # answered, but no id echoed
     assert ask(c, "$SC 10 V :06") == "$NK"  # one token too many for $SC
     assert c.current_a == 16
 
@@ -144,7 +163,7 @@ def test_serial_front_end_answers_echoes_and_notifies(
     port.write(b"noise$GC^20\r")  # bytes before '$' are skipped, as by the firmware
     assert read_line(port) == framed("$OK 6 32").encode() + b"\r"
     c.plug_in()
-    assert read_line(port) == framed("$ST 03").encode() + b"\r"
+    assert read_line(port) == framed("$AT 03 03 16 0000").encode() + b"\r"
     port.write(b"$FF E 1\r")
     assert read_line(port) == b"$OK\r"
     port.write(b"$GC\r")
@@ -203,7 +222,7 @@ def test_mqtt_front_end(broker: Broker) -> None:
         assert c.received[-2:] == [framed("$SC 13 V"), framed("$GC")]
         client.publish("openevse/rapi/in/status", "x")  # not a RAPI topic: ignored
         client.publish("openevse/rapi/in/$GV", "")
-        assert json.dumps(replies.get(timeout=5)) == json.dumps(framed("$OK 5.0.1 4.0.1"))
+        assert json.dumps(replies.get(timeout=5)) == json.dumps(framed("$OK 8.2.1 5.1.3"))
     finally:
         client.disconnect()
         client.loop_stop()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from daemon_support import http_answering
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -265,6 +266,18 @@ def test_a_silent_charger_is_a_charger_error(make_driver: MakeDriver) -> None:
     with pytest.raises(ChargerError, match=r"GET http://127.0.0.1:\d+/webapi/v1/Status: "
                                            r"ConnectError"):
         driver.read()
+
+
+def test_a_refusal_labelled_with_an_odd_charset_is_a_charger_error() -> None:
+    # httpx's `.text` raises for charset=utf-32 (no BOM); the client quotes the bytes itself.
+    with http_answering(403, {"Content-Type": "text/plain; charset=utf-32"},
+                        b"forbidden") as url:
+        driver = PSPCharger(PSPConfig(name="garage", url=url, timeout_s=0.3))
+        try:
+            with pytest.raises(ChargerError, match="refused with HTTP 403: 'forbidden'"):
+                driver.read()
+        finally:
+            driver.close()
 
 
 def test_faults_are_reported_in_state_and_logged_once(

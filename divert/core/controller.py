@@ -199,14 +199,13 @@ class Controller:
         full_a = self._settable(caps.max_current_a)
         voltage_v = self._s.voltage_v or caps.voltage_v
         need = self.plan.need(t_s, full_a * voltage_v * self.phases, full_a, guard.on,
-                              t_s + guard.wait_to_start_s(t_s), dt_s)
+                              t_s + guard.wait_to_start_s(t_s), dt_s, self._s.power_w)
         if need is None:
             return wish, None
         if need.force:
             return Desire(True, full_a, need.note, Reason.PLAN), need
         if need.hold and not wish.charge:
-            return Desire(True, wish.current_a, f"{need.note}; holding on, a restart would "
-                          "come too late", Reason.PLAN), need
+            return Desire(True, wish.current_a, need.note, Reason.PLAN), need
         return Desire(wish.charge, wish.current_a, f"{wish.reason}; {need.note}",
                       wish.code), need
 

@@ -184,11 +184,12 @@ class PlanProgress:
             remaining is None or remaining > 0)
 
     def need(self, t_s: float, full_power_w: float, full_current_a: float, charging: bool,
-             earliest_start_s: float, step_s: float) -> Need | None:
+             earliest_start_s: float, step_s: float, power_w: float = 0.0) -> Need | None:
         """What the plan needs now; None when there is no target or it is met.
 
         `earliest_start_s`: when the guard would allow a start (off: from now on; charging:
-        after a stop now), given the starts made so far."""
+        after a stop now), given the starts made so far. `power_w`: the power charging now.
+        """
         t = self.target
         if t is None or t_s >= t.by_s:
             return None
@@ -197,17 +198,20 @@ class PlanProgress:
         if remaining is None:
             return Need(False, False, 1, f"plan: no state of charge from the car yet "
                         f"(target {t.soc_pct:g} % by {by})")
-        # Full power goes on for one step past the target: a meter, or a plant, may count
-        # the last step late.
-        if remaining <= 0 and not (self._forcing and charging
-                                   and remaining > -full_power_w * step_s / 3600.0):
-            self._forcing = False
-            return None
-        need_s = max(0.0, remaining) * 3600.0 / full_power_w
         if t.energy_wh is not None:
             done = f"{self.delivered_wh / 1000:.1f} of {t.energy_wh / 1000:.1f} kWh"
         else:
             done = f"{self.soc_pct:.0f} of {t.soc_pct:g} %"
+        if remaining <= 0:
+            # Met by the count; charging goes on for one more step, as a meter (or a
+            # plant) may count the last step late.
+            if not charging or remaining <= -power_w * step_s / 3600.0:
+                self._forcing = False
+                return None
+            if self._forcing:
+                return Need(True, False, 0, f"plan: {done} by {by}, the last step")
+            return Need(False, True, 0, f"plan: {done} by {by}, the last step")
+        need_s = max(0.0, remaining) * 3600.0 / full_power_w
         latest_s = t.by_s - need_s - max(step_s, MARGIN_S)  # the grid phase's last moment
         too_late = earliest_start_s > latest_s  # a (re)start would come after it
         self._forcing = t_s >= latest_s or (too_late and not charging)
@@ -215,8 +219,10 @@ class PlanProgress:
             short = "" if t_s <= t.by_s - need_s else ", short of time"
             return Need(True, False, 0, f"plan: {done} by {by}, grid since "
                         f"{t.clock(min(t_s, latest_s))} at {full_current_a:g} A{short}")
-        return Need(False, charging and too_late, 1, f"plan: {done} by {by}, grid from "
-                    f"{t.clock(latest_s)} at {full_current_a:g} A")
+        hold = charging and too_late
+        return Need(False, hold, 1, f"plan: {done} by {by}, grid from {t.clock(latest_s)} at "
+                    f"{full_current_a:g} A" + ("; holding on, a restart would come too late"
+                                               if hold else ""))
 
     def to_state(self) -> dict[str, Any]:
         return {"by_s": self.counting_by_s, "delivered_wh": self.delivered_wh}

@@ -47,15 +47,14 @@ TREND_WINDOW_MIN = 30  # without envelope or feed: the clear level's fall over t
 TREND_DAMPING_MIN = 15.0  # … extrapolated, damped with this time constant
 
 
+BUCKETS = len(AGE_EDGES_MIN) + 1
+_BUCKET_OF = [next((i for i, edge in enumerate(AGE_EDGES_MIN) if age <= edge), BUCKETS - 1)
+              for age in range(AGE_EDGES_MIN[-1] + 2)]
+
+
 def bucket(age_min: int) -> int:
     """The age bucket of a spell `age_min` minutes old."""
-    for i, edge in enumerate(AGE_EDGES_MIN):
-        if age_min <= edge:
-            return i
-    return len(AGE_EDGES_MIN)
-
-
-BUCKETS = len(AGE_EDGES_MIN) + 1
+    return _BUCKET_OF[min(age_min, len(_BUCKET_OF) - 1)]
 
 
 @dataclass(frozen=True)
@@ -109,15 +108,22 @@ class Envelope:
                 "today_w": [round(x, 1) for x in self._today], "day": self._day}
 
     def restore(self, state: dict[str, Any]) -> None:
-        level = [float(x) for x in state.get("level_w", [])]
-        today = [float(x) for x in state.get("today_w", [])]
-        if len(level) == SLOTS and all(math.isfinite(x) and x >= 0 for x in level):
-            self.level_w = level
-            self.days = int(state.get("days", 0))
-        if len(today) == SLOTS and all(math.isfinite(x) and x >= 0 for x in today):
-            self._today = today
-            day = state.get("day")
-            self._day = None if day is None else int(day)
+        """Take a saved envelope; anything unusable in it is left as it is."""
+        level, today = _slots(state.get("level_w")), _slots(state.get("today_w"))
+        days, day = state.get("days", 0), state.get("day")
+        if level is not None and isinstance(days, int):
+            self.level_w, self.days = level, days
+        if today is not None and (day is None or isinstance(day, int)):
+            self._today, self._day = today, day
+
+
+def _slots(value: Any) -> list[float] | None:
+    """A saved envelope: SLOTS finite powers >= 0, or None."""
+    if not isinstance(value, list) or len(value) != SLOTS:
+        return None
+    if not all(isinstance(x, int | float) and math.isfinite(x) and x >= 0 for x in value):
+        return None
+    return [float(x) for x in value]
 
 
 def sun_elevation_sin(time_s: float, latitude_deg: float, longitude_deg: float) -> float:
@@ -336,10 +342,13 @@ class Forecaster:
                            for row in self.site_counts]}
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.envelope.restore(state.get("envelope", {}))
-        spells = state.get("spells")
+        """Take what was learned; a part that cannot be used is ignored."""
+        envelope = state.get("envelope")
+        if isinstance(envelope, dict):
+            self.envelope.restore(envelope)
         try:
-            counts = [[[float(x) for x in cell] for cell in row] for row in spells or []]
+            counts = [[[float(x) for x in cell] for cell in row]
+                      for row in state.get("spells") or []]
         except (TypeError, ValueError):
             return
         if len(counts) == 2 and all(len(row) == BUCKETS and all(

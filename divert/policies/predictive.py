@@ -38,7 +38,6 @@ from divert.policies.forecast import (
 BLOCKS = 15  # the horizon is planned in this many blocks
 DIM_FRACTION = 0.25  # below this fraction of the charger's minimum the weather is not counted
 AGE_OF_BUCKET_MIN = (1, 2, 6, 15)  # a representative spell age per bucket
-TAIL_H = 1.0  # off at the horizon's end forgoes at most this long of the sun then
 NO_LIMITS = RelayLimits(min_on_s=0, min_off_s=0, max_starts_per_hour=60,
                         max_starts_per_day=1000)
 
@@ -152,19 +151,14 @@ class Planner:
         o = weather.outlook
         self.rewards = [[value_w(c) * h] * BUCKETS + [value_w(s) * h] * BUCKETS
                         for c, s in zip(o.cloudy_w, o.sunny_w, strict=True)]
-        # Off at the horizon's end costs a start to get back on, if the sun then still pays
-        # (at most an hour of it): without this a plan would give up a session for a dip
-        # that outlasts the horizon even with no start left for the afternoon.
-        tail_wh = [max(0.0, value_w(w)) * TAIL_H for w in (o.cloudy_w[-1], o.sunny_w[-1])]
-        self.values = self._solve(start_cost_wh, tail_wh)
+        self.values = self._solve(start_cost_wh)
 
-    def _solve(self, mu: float, tail_wh: list[float]) -> tuple[list[float], ...]:
+    def _solve(self, mu: float) -> tuple[list[float], ...]:
         """Values at the first block, per weather state: (on, off, on just started, off
         just stopped)."""
         n = 2 * BUCKETS
         zero = [0.0] * n
-        on = zero
-        off = [-min(mu, tail_wh[i // BUCKETS]) for i in range(n)]
+        on, off = zero, zero
         on_lock = [zero] * self.lock_on  # on_lock[j]: on, j more blocks locked on
         off_lock = [zero] * self.lock_off
         ex = self.weather.expect

@@ -6,7 +6,8 @@ two-state dynamic program maximises captured − λ·imported − μ·starts (en
 
 With a departure plan (`plan_bound`) it must also deliver an energy before a deadline: the
 program then also tracks the energy delivered so far and may charge at full power from the
-grid; plans short of the target at the deadline are ruled out. The energy is counted in
+grid (as the controller's plan does); plans short of the target at the deadline are ruled
+out, so the best plan may overshoot it by up to one row at full power. The energy is counted in
 whole quanta (one current step for the shortest row), exact for whole-amp chargers on
 rows of whole seconds; otherwise in 1/`MAX_PLAN_UNITS` of the target, rounded.
 """

@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 ERROR_LOG_INTERVAL_S = 60.0
 # Power feeds ignore retained messages: a retained value is of unknown age (it may be hours
 # old after a restart) and would be taken as fresh. Voltage and SoC change slowly.
-SLOW_FEEDS = frozenset({"voltage", "battery_soc"})
+SLOW_FEEDS = frozenset({"voltage", "battery_soc", "ev_soc"})
 
 
 class PayloadError(ValueError):
@@ -38,18 +38,7 @@ def parse_number(payload: bytes, json_path: str | None = None) -> float:
     Path parts index objects by key and lists by position (`phases.0`). A numeric string at
     the path is accepted (some devices quote numbers); booleans and null are not.
     """
-    try:
-        text = payload.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise PayloadError("not UTF-8 text") from None
-    node: Any = text
-    if json_path is not None:
-        try:
-            node = json.loads(text)
-        except ValueError:
-            raise PayloadError(f"not JSON: {_preview(text)}") from None
-        for key in json_path.split("."):
-            node = _index(node, key, json_path)
+    node = parse_json(payload, json_path) if json_path is not None else _text(payload)
     if isinstance(node, bool) or not isinstance(node, int | float | str):
         raise PayloadError(f"not a number: {_preview(json.dumps(node))}")
     try:
@@ -59,6 +48,26 @@ def parse_number(payload: bytes, json_path: str | None = None) -> float:
     if not math.isfinite(value):
         raise PayloadError(f"not a finite number: {_preview(str(node))}")
     return value
+
+
+def _text(payload: bytes) -> str:
+    try:
+        return payload.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise PayloadError("not UTF-8 text") from None
+
+
+def parse_json(payload: bytes, json_path: str | None = None) -> Any:
+    """The JSON value in `payload`, or the one at a dotted `json_path` in it."""
+    text = _text(payload)
+    try:
+        node = json.loads(text)
+    except ValueError:
+        raise PayloadError(f"not JSON: {_preview(text)}") from None
+    if json_path:
+        for key in json_path.split("."):
+            node = _index(node, key, json_path)
+    return node
 
 
 def _index(node: Any, key: str, path: str) -> Any:
@@ -82,7 +91,7 @@ def _preview(text: str, limit: int = 60) -> str:
 class FeedSpec:
     """Where one value comes from and how to read it."""
 
-    name: str  # grid, solar, load, voltage, battery, battery_soc, ev_power
+    name: str  # grid, solar, load, voltage, battery, battery_soc, ev_power, ev_soc
     topic: str
     json_path: str | None = None
     scale: float = 1.0
@@ -137,7 +146,7 @@ class Feed:
 def specs(config: FeedsConfig) -> list[FeedSpec]:
     """One spec per configured value (the battery's SoC is a feed of its own)."""
     out: list[FeedSpec] = []
-    for name in ("grid", "solar", "load", "voltage", "battery", "ev_power"):
+    for name in ("grid", "solar", "load", "voltage", "battery", "ev_power", "ev_soc"):
         feed: FeedConfig | None = getattr(config, name)
         if feed is None:
             continue

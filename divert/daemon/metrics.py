@@ -107,7 +107,7 @@ class Metrics:
                 self.command_errors.labels(name, command)
         for feed in feeds:
             self.feed_errors.labels(feed)
-        for command in ("mode", "min_current", "max_current", "boost"):
+        for command in ("mode", "min_current", "max_current", "boost", "plan"):
             for result in ("accepted", "refused"):
                 self.commands.labels(command, result)
         self._server: WSGIServer | None = None

@@ -27,11 +27,12 @@ from divert.config import ScheduleEntry, Settings
 from divert.core.capabilities import Capabilities
 from divert.core.controller import Controller, Decision, Inputs, SiteParams
 from divert.core.modes import Mode
+from divert.core.plan import target_now
 from divert.core.surplus import surplus_w
 from divert.daemon import schedule
 from divert.daemon.actuator import Actuator
 from divert.daemon.commands import Commands
-from divert.daemon.feeds import Feeds
+from divert.daemon.feeds import Feeds, PayloadError, parse_json
 from divert.daemon.metrics import Metrics, blocked_label
 from divert.daemon.mqtt import MqttLink
 from divert.daemon.publish import Publishers
@@ -39,6 +40,7 @@ from divert.daemon.sdnotify import Notifier
 from divert.daemon.snapshot import ChargerFacts, Snapshot, SnapshotBuilder
 from divert.daemon.state import StateFile
 from divert.daemon.throttle import LogThrottle
+from divert.policies.forecast import feed_points
 from divert.policies.presets import load_preset
 
 log = logging.getLogger(__name__)
@@ -93,6 +95,8 @@ class Daemon:
         self._configs = {c.name: c for c in settings.chargers}
         self.chargers: dict[str, Charger] = {c.name: create(c, settings.driver_env())
                                              for c in settings.chargers}
+        self.plans = {c.name: settings.plans_for(c.name) for c in settings.chargers}
+        self._forecast: list[tuple[float, float]] | None = None  # the feed's last points
         self.controllers = {c.name: self._controller(c.capabilities())
                             for c in settings.chargers}
         self.actuators: dict[str, Actuator] = {}
@@ -108,6 +112,8 @@ class Daemon:
         self.commands = Commands(settings, self.mqtt.publish, self.metrics, self.kick)
         if settings.mqtt.allow_commands:
             self.mqtt.route(self.commands.topic_filter, self.commands.offer)
+        if settings.feeds.forecast is not None:
+            self.mqtt.route(settings.feeds.forecast.topic, self._on_forecast)
         self.publishers = Publishers(settings, self.mqtt, self.metrics)
         self.snapshots = SnapshotBuilder(self.tz)
         # ---
@@ -121,7 +127,31 @@ class Daemon:
         self._saved_guards: dict[str, Any] = {}
 
     def _controller(self, caps: Capabilities) -> Controller:
-        return self.preset.controller(caps, self.mode, self.relay, self.site)
+        controller = self.preset.controller(caps, self.mode, self.relay, self.site,
+                                            self.settings.policy.location())
+        self._give_forecast(controller)
+        return controller
+
+    def _on_forecast(self, topic: str, payload: bytes, retained: bool) -> None:
+        """A forecast (W at future times; retained is fine: its times say how old it is)
+        goes to every policy that plans ahead."""
+        feed = self.settings.feeds.forecast
+        assert feed is not None
+        try:
+            points = feed_points(parse_json(payload, feed.json_path), feed.scale)
+        except (PayloadError, ValueError) as exc:
+            self._feed_error("forecast")
+            log.warning("feed forecast (%s): payload ignored, %s", topic, exc)
+            return
+        with self._lock:
+            self._forecast = points
+            for controller in self.controllers.values():
+                self._give_forecast(controller)
+
+    def _give_forecast(self, controller: Controller) -> None:
+        set_forecast = getattr(controller.policy, "set_forecast", None)
+        if self._forecast is not None and set_forecast is not None:
+            set_forecast(self._forecast, time.time())
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -401,8 +431,12 @@ class Daemon:
         inputs = Inputs(time_s=now_s, grid_w=values.get("grid"), solar_w=values.get("solar"),
                         load_w=values.get("load"), ev_w=ev_w, voltage_v=voltage_v,
                         battery_w=values.get("battery"),
-                        battery_soc_pct=values.get("battery_soc"))
+                        battery_soc_pct=values.get("battery_soc"),
+                        ev_soc_pct=values.get("ev_soc"))
         controller = self.controllers[name]
+        plans = self.commands.plans(name, now_s)
+        controller.set_target(target_now(self.plans[name] if plans is None else plans, now_s,
+                                         now_s, self.tz))
         was_on = controller.charging
         decision = controller.step(inputs)
         actuator.apply(decision)

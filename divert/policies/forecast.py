@@ -190,6 +190,14 @@ class Forecaster:
             self._sum_ws = self._sum_s = 0.0
         return completed
 
+    def recent_w(self, fallback_w: float) -> float:
+        """The mean surplus over the last minute: this minute so far and the rest from the
+        one before (`fallback_w` before the first), W."""
+        if not self.minutes_w:
+            return max(0.0, fallback_w)
+        rest_s = max(0.0, MINUTE_S - self._sum_s)
+        return max(0.0, (self._sum_ws + self.minutes_w[-1] * rest_s) / MINUTE_S)
+
     def _new_day_gap(self, time_s: float) -> None:
         """A gap of hours (a night without readings, a restart): today's spells are over."""
         if self.minutes_w:

@@ -277,11 +277,16 @@ class PredictivePolicy:
         weather = self._weather
         weight = self._weight(obs, weather)
         current_a = self._current_a(obs.surplus_w, obs, weight)
-        keeps = obs.charging and obs.caps.control is ControlKind.RESTART
-        draw_w = (obs.setpoint_a if keeps else current_a) * obs.voltage_v * obs.phases
-        surplus_w = max(0.0, obs.surplus_w)
-        value_now_wh = (min(draw_w, surplus_w) - weight * max(0.0, draw_w - surplus_w)) \
-            * max(obs.dt_s, 1.0) / 3600.0
+        # What charging is worth for the next minute: on the last minute's mean surplus (one
+        # reading of a fast meter is not a minute), at what a restart-only charger holds.
+        recent_w = self.forecaster.recent_w(obs.surplus_w)
+        if obs.charging and obs.caps.control is ControlKind.RESTART:
+            draw_w = obs.setpoint_a * obs.voltage_v * obs.phases
+            now_w = min(draw_w, recent_w) - weight * max(0.0, draw_w - recent_w)
+        else:
+            draw_w = current_a * obs.voltage_v * obs.phases
+            now_w = self._value_w(obs, weight)(recent_w)
+        value_now_wh = now_w * MINUTE_S / 3600.0
         mu = self._start_cost_wh(obs, limits)
         key = (weather, weight, mu, obs.phases, obs.voltage_v, limits)
         if self._planner is None or key != self._planned_for:

@@ -1,8 +1,9 @@
 """The public days, perturbed: how a preset holds up on days nobody tuned it on.
 
 * `scaled` — every power × a factor (a smaller or larger array and house);
-* `shifted` — the sun an hour earlier or later on the clock (another longitude, summer
-  time); a measured house load stays where it was, so the two meet differently;
+* `shifted` — the sun an hour earlier or later on the same rows (another longitude, summer
+  time): a measured house load stays where it was, so the two meet differently, and an hour
+  of the day's edge falls outside the rows;
 * `load_redrawn` — a new house load: a base load and appliance runs drawn at random (seeded
   by the day's name, so every run of the benchmark sees the same days). Days recorded at a
   grid meter get it instead of their measured load; solar-only days get one.
@@ -37,19 +38,11 @@ def scaled(traces: Iterable[trace.Trace], factor: float) -> list[trace.Trace]:
 
 
 def shifted(traces: Iterable[trace.Trace], hours: float) -> list[trace.Trace]:
-    """The sun `hours` later on the clock (earlier if negative). A day without house load
-    moves as a whole; with one, the sun moves under it on the same rows (none before the
-    trace's first row or after its last)."""
+    """The sun `hours` later on the same rows (earlier if negative; none from before the
+    first row or after the last), the house load where it was."""
     shift_s = hours * 3600.0
-    out = []
-    for t in traces:
-        if t.grid_w is None and not np.any(t.load_w):
-            out.append(trace.Trace(t.name, t.time_s + shift_s, t.solar_w, t.load_w,
-                                   t.voltage_v))
-            continue
-        solar_w = np.interp(t.time_s - shift_s, t.time_s, t.solar_w, left=0.0, right=0.0)
-        out.append(_with_load(t, solar_w, t.load_w))
-    return out
+    return [_with_load(t, np.interp(t.time_s - shift_s, t.time_s, t.solar_w, left=0.0,
+                                    right=0.0), t.load_w) for t in traces]
 
 
 def load_redrawn(traces: Iterable[trace.Trace]) -> list[trace.Trace]:

@@ -3,12 +3,13 @@
 1. Latency: the daemon runs in this process with a simulated charger whose set_current is
    wrapped to note the time. Each change publishes a grid value (QoS 0) that calls for a new
    current and waits until the charger receives it: publish → broker → paho thread → feed →
-   kick → scheduler → control cycle → actuator → driver. Changes are `--gap-s` apart, like a
-   meter publishing quickly (a gap shorter than the daemon's 50 ms debounce would measure
-   the debounce instead).
-2. Idle footprint: `divert run` as a subprocess, fed one unchanged grid value per second (a
-   real meter's rhythm); CPU time over `--idle-s` from /proc/<pid>/stat and RSS from
-   /proc/<pid>/status once it has settled.
+   kick → control loop (debounce) → control cycle → the charger's worker → actuator →
+   driver. Changes are `--gap-s` apart, like a meter publishing quickly (a gap shorter than
+   the daemon's 50 ms debounce would measure the debounce instead).
+2. Idle footprint: `divert run` as a subprocess with one charger, fed one unchanged grid
+   value per second (a real meter's rhythm); CPU time over `--idle-s` from /proc/<pid>/stat
+   and RSS from /proc/<pid>/status once it has settled. The bar: RSS at most
+   `MAX_RSS_MIB`; the benchmark exits 1 above it.
 
 Run: .venv/bin/python bench/latency.py [--changes 1000] [--idle-s 60] [--json out.json]
 It starts its own mosquitto unless given --broker HOST:PORT.
@@ -40,6 +41,7 @@ from divert.config import validate
 from divert.daemon.service import Daemon
 
 VOLTS = 230.0
+MAX_RSS_MIB = 45.0  # idle `divert run` with one charger (docs/performance.md)
 PRESET = """\
 [policy]
 kind = "surplus"
@@ -247,10 +249,13 @@ def main() -> int:
     if "idle" in result:
         idle = result["idle"]
         print(f"idle over {idle['window_s']:.0f} s: CPU {idle['cpu_pct']:.2f} %, RSS "
-              f"{idle['rss_mib']:.1f} MiB (peak {idle['peak_rss_mib']:.1f} MiB), "
-              f"{idle['threads']} threads")
+              f"{idle['rss_mib']:.1f} MiB (peak {idle['peak_rss_mib']:.1f} MiB, bar "
+              f"{MAX_RSS_MIB:g} MiB), {idle['threads']} threads")
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
+    if "idle" in result and result["idle"]["rss_mib"] > MAX_RSS_MIB:
+        print(f"FAILED: idle RSS above {MAX_RSS_MIB:g} MiB", file=sys.stderr)
+        return 1
     return 0
 
 

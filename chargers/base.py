@@ -5,8 +5,10 @@ protocols its hardware supports (`CurrentLimiter`, `PowerLimiter`) and optionall
 `PhaseSwitcher`; `Capabilities.control` says which. The shell (`divert.daemon.actuator`) checks the
 fit once at start-up and only ever calls what the driver declared.
 
-Drivers are synchronous: the daemon calls them from its control thread. A driver that needs
-background work (an OCPP server, a UDP session with keep-alives) runs its own thread.
+Drivers are synchronous: the daemon calls each from a worker thread of its own, one call at a
+time, and stops waiting after a few seconds. A driver that needs background work (an OCPP
+server, a UDP session with keep-alives) runs its own thread. A driver may set a class
+attribute `min_read_s`: the daemon reads it no more often (default 1 s).
 """
 
 from __future__ import annotations

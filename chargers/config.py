@@ -7,10 +7,13 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from divert.core.capabilities import Capabilities, ControlKind
+from divert.netconf import FeedConfig
 
 
 class ChargerConfig(BaseModel):
-    """Common `[[chargers]]` keys. Currents in A per phase, voltage in V per phase."""
+    """Common `[[chargers]]` keys. Currents in A per phase, voltage in V per phase.
+
+    `priority`, `line` and `ev_power` place the charger in the site (divert.core.site)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -20,6 +23,9 @@ class ChargerConfig(BaseModel):
     max_current_a: float = Field(16.0, ge=1, le=80)
     phases: Literal[1, 3] = 1
     voltage_v: float = Field(230.0, ge=90, le=280)
+    priority: int = 0  # sharing the surplus and the site limit: higher first
+    line: Literal[1, 2, 3] = 1  # the line a single-phase charger is wired to (phase limit)
+    ev_power: FeedConfig | None = None  # its own meter, W; else the charger's reading
 
     @model_validator(mode="after")
     def _range(self) -> Self:

@@ -44,6 +44,8 @@ class Command:
 class SimulatedCharger:
     """Implements Charger, CurrentLimiter, PowerLimiter and PhaseSwitcher in memory."""
 
+    min_read_s = 0.0  # reads cost nothing: every cycle may read
+
     def __init__(self, config: SimulatedConfig) -> None:
         self.name = config.name
         self._config = config
@@ -52,6 +54,8 @@ class SimulatedCharger:
         self.enabled = False
         self.current_a = config.min_current_a
         self.phases: int = config.phases
+        self.vehicle_connected = config.vehicle_connected  # a test may plug it in or out
+        self.fault: str | None = None  # a test may report a fault ("fault: …"): no draw
 
     def connect(self) -> Capabilities:
         c = self._config
@@ -59,14 +63,14 @@ class SimulatedCharger:
 
     def read(self) -> ChargerReading:
         with self._lock:
-            drawing = self.enabled and self._config.vehicle_connected
+            drawing = self.enabled and self.vehicle_connected and self.fault is None
             current_a = self.current_a if drawing else 0.0
+            state = "charging" if drawing else (self.fault or ("sleeping" if not self.enabled
+                                                               else "no vehicle"))
             return ChargerReading(
                 power_w=current_a * self._config.voltage_v * self.phases,
                 current_a=current_a, voltage_v=self._config.voltage_v, charging=drawing,
-                vehicle_connected=self._config.vehicle_connected, phases=self.phases,
-                state="charging" if drawing else ("sleeping" if not self.enabled else
-                                                  "no vehicle"))
+                vehicle_connected=self.vehicle_connected, phases=self.phases, state=state)
 
     def _record(self, kind: str, value: float) -> None:
         self.commands.append(Command(kind, value))

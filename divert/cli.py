@@ -10,14 +10,22 @@ import sys
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from divert import __version__
 
-# Modules that add subcommands of their own, each through `register(subparsers)`.
+if TYPE_CHECKING:
+    from divert.config import Settings
+    from divert.policies.presets import Preset
+    from divert.sim.simulate import Plans
+    from divert.sim.trace import Trace
+
+# Modules that add subcommands of their own, each through `register(subparsers)`. None of
+# them may import numpy or the simulator at module level: `divert run` must not pay for them
+# (memory, and a thread that would not block the daemon's signals).
 COMMAND_MODULES: tuple[str, ...] = ("divert.daemon.run", "divert.daemon.status",
-                                    "chargers.goe_ocpp.cli",
-                                    "chargers.openevse.cli", "chargers.evsemaster.cli",
-                                    "divert.sim.bench")
+                                    "chargers.goe_ocpp.cli", "chargers.openevse.cli",
+                                    "chargers.evsemaster.cli")
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
@@ -30,6 +38,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     except PresetError as exc:
         print(f"{args.config}: policy.preset: {exc}", file=sys.stderr)
         return 1
+    for warning in settings.warnings():
+        print(f"{args.config}: warning: {warning}", file=sys.stderr)
     names = ", ".join(f"{c.name} ({c.type})" for c in settings.chargers) or "none"
     print(f"{args.config}: valid; preset {settings.policy.preset}, mode {settings.policy.mode},"
           f" chargers: {names}")
@@ -37,12 +47,9 @@ def cmd_check_config(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from zoneinfo import ZoneInfo
-
     from divert.config import load_or_exit
-    from divert.core.modes import Mode
     from divert.policies.presets import PresetError, load_preset
-    from divert.sim import plot, simulate, trace
+    from divert.sim import trace
 
     settings = load_or_exit(args.config) if args.config else None
     preset_name = args.policy or (settings.policy.preset if settings else "balanced")
@@ -56,18 +63,37 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     except (PresetError, trace.TraceError) as exc:
         print(f"divert simulate: {exc}", file=sys.stderr)
         return 1
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    battery = tr.battery_w is not None or args.battery_kwh is not None \
+        or args.battery_w is not None or (settings is not None and settings.feeds.battery)
+    if (settings is not None and settings.chargers) or battery:
+        return _simulate_site(args, settings, preset, tr, out, bool(battery))
+    return _simulate_charger(args, settings, preset, tr, out)
+
+
+def _plans(settings: Settings | None, charger: str) -> Plans:
+    """The config's departure plans for `charger`, on the trace's clock in its time zone."""
+    from zoneinfo import ZoneInfo
+
+    from divert.sim import simulate
+
+    if settings is None:
+        return simulate.NO_PLANS
+    return simulate.Plans(settings.plans_for(charger), ZoneInfo(settings.timezone))
+
+
+def _simulate_charger(args: argparse.Namespace, settings: Settings | None, preset: Preset,
+                      tr: Trace, out: Path) -> int:
+    """The benchmark's charger on its own (with the config's mode, relay limits and plans)."""
+    from divert.core.modes import Mode
+    from divert.sim import plot, simulate
+
     caps = simulate.BENCH_CAPS
-    mode = Mode.SOLAR
-    plans = simulate.NO_PLANS
-    location = None
-    if settings is not None:
-        mode = settings.policy.mode
-        location = settings.policy.location()
-        if settings.chargers:
-            caps = settings.chargers[0].capabilities()
-        charger = settings.chargers[0].name if settings.chargers else ""
-        plans = simulate.Plans(settings.plans_for(charger), ZoneInfo(settings.timezone))
+    mode = settings.policy.mode if settings else Mode.SOLAR
     relay = settings.relay.model_dump() if settings else None
+    location = settings.policy.location() if settings else None
+    plans = _plans(settings, "")
     steps = simulate.run(tr, lambda: preset.controller(caps, mode, relay, location=location),
                          args.plant, plans)
     data = simulate.summary(tr, steps, caps)
@@ -79,8 +105,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     outcomes = simulate.plan_outcomes(tr, steps, plans, caps, weight)
     if outcomes:
         data["plans"] = [o.as_dict() for o in outcomes]
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     simulate.write_steps(steps, out / "steps.csv")
     simulate.write_summary(data, out / "summary.json")
     if plot.available():
@@ -109,6 +133,73 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _simulate_site(args: argparse.Namespace, settings: Settings | None, preset: Preset,
+                   tr: Trace, out: Path, with_battery: bool) -> int:
+    """The config's whole site (else the benchmark's charger alone), with a home battery:
+    the trace's, else the model (for `with_battery`)."""
+    from dataclasses import replace
+
+    from divert.core.controller import SiteParams
+    from divert.core.modes import Mode
+    from divert.core.site import Member
+    from divert.sim import plot, simulate
+    from divert.sim import site as sim_site
+
+    if settings is not None and settings.chargers:
+        members = settings.members()
+        caps = {c.name: c.capabilities() for c in settings.chargers}
+    else:
+        members, caps = [Member("ev")], {"ev": simulate.BENCH_CAPS}
+    # The simulated grid meter sees the chargers, whatever the config's meter does.
+    params = replace(settings.site_params() if settings else SiteParams(),
+                     grid_includes_ev=True)
+    site = preset.site(members, caps, settings.policy.mode if settings else Mode.SOLAR,
+                       settings.relay.model_dump() if settings else None,
+                       settings.site_rules() if settings else None, params,
+                       settings.policy.location() if settings else None)
+    battery = None
+    if with_battery and tr.battery_w is None:
+        model = sim_site.BatteryModel()
+        kwh = model.capacity_kwh if args.battery_kwh is None else args.battery_kwh
+        power_w = model.max_charge_w if args.battery_w is None else args.battery_w
+        try:
+            battery = sim_site.BatteryModel(kwh, power_w, power_w)
+        except ValueError as exc:
+            print(f"divert simulate: {exc}", file=sys.stderr)
+            return 1
+    plans = {m.name: _plans(settings, m.name) for m in members}
+    steps = sim_site.run_site(tr, site, args.plant, battery, plans)
+    data = sim_site.summary(tr, steps, site)
+    data.update(policy=preset.name, plant=args.plant)
+    sim_site.write_steps(steps, out)
+    simulate.write_summary(data, out / "summary.json")
+    if plot.available():
+        plot.plot_site(steps, f"{tr.name}: {preset.name}, {args.plant} plant", out / "plot.png")
+    elif not args.json:
+        print("plot skipped: install the plot extra (pip install 'divert[plot]')")
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return 0
+    print(f"{tr.name}, {len(members)} charger(s) with {preset.name} ({args.plant} plant):\n"
+          f"  surplus {data['surplus_kwh']:.2f} kWh, EV {data['ev_kwh']:.2f} kWh "
+          f"({data['ev_from_sun_kwh']:.2f} from the sun, {data['ev_from_battery_kwh']:.2f} "
+          f"from the battery, {data['ev_from_grid_kwh']:.2f} from the grid)\n"
+          f"  capture {data['capture_pct']:.1f} %, grid share {data['grid_share_pct']:.1f} %, "
+          f"starts {data['starts']}, import {data['import_kwh']:.2f} kWh, "
+          f"export {data['export_kwh']:.2f} kWh")
+    for name, c in data["chargers"].items():
+        print(f"  {name} ({c['control']}, priority {c['priority']}): {c['ev_kwh']:.2f} kWh, "
+              f"starts {c['starts']}, pilot changes {c['pilot_changes']}")
+    print(f"  written to {out}/")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from divert.sim.bench import cmd_bench
+
+    return cmd_bench(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="divert", description=__doc__)
     parser.add_argument("--version", action="version", version=f"divert {__version__}")
@@ -125,11 +216,24 @@ def build_parser() -> argparse.ArgumentParser:
                    "them as consecutive days with the controller's state carried across")
     p.add_argument("--format", choices=("auto", "native", "openevse"), default="auto")
     p.add_argument("--policy", help="preset name in policies/ or a TOML path")
-    p.add_argument("--config", type=Path, help="take policy, relay limits and charger from it")
+    p.add_argument("--config", type=Path, help="simulate its whole site: chargers, policy, "
+                   "relay limits, [site] and battery")
+    p.add_argument("--battery-kwh", type=float, help="a home battery of this capacity for a "
+                   "trace without one (default with [feeds.battery]: 10)")
+    p.add_argument("--battery-w", type=float, help="its charge and discharge power, W "
+                   "(default 5000)")
     p.add_argument("--plant", choices=("ideal", "realistic"), default="ideal")
     p.add_argument("--out", type=Path, default=Path("out/simulate"), help="output directory")
     p.add_argument("--json", action="store_true", help="print summary.json to stdout")
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("bench", help="score every preset and OpenEVSE's divert on a folder of "
+                       "days")
+    p.add_argument("--data", type=Path, help="folder of traces (default: the OpenEVSE test "
+                   "days in ../shared/data/openevse)")
+    p.add_argument("--plant", choices=("ideal", "realistic"), default="ideal")
+    p.add_argument("--out", type=Path, help="write <plant>.md and <plant>.png here")
+    p.set_defaults(func=cmd_bench)
 
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

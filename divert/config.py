@@ -26,9 +26,12 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from chargers.goe_ocpp.config import OcppConfig
 from chargers.registry import AnyChargerConfig, DriverEnv
+from divert.core.controller import SiteParams
 from divert.core.modes import Mode
 from divert.core.plan import PlanSpec, parse_days, parse_time_of_day
-from divert.netconf import MqttConfig, listen_address
+from divert.core.site import Member, Sharing, SiteRules
+from divert.core.surplus import BatteryMode, BatteryRule
+from divert.netconf import FeedConfig, MqttConfig, listen_address
 
 TOPIC_LEVEL = re.compile(r"[A-Za-z0-9_-]+")
 RESERVED_NAMES = frozenset({"site", "status"})  # topics of their own under base_topic
@@ -38,26 +41,18 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class FeedConfig(_Section):
-    """One MQTT value. Powers in W after `scale` and `invert`."""
-
-    topic: str = Field(min_length=1)
-    json_path: str | None = None  # e.g. "ENERGY.Power", "value", "power.total", "phases.0"
-    scale: float = 1.0  # multiply the payload: 1000 for kW
-    invert: bool = False  # flip the sign (e.g. a meter that reports export as positive)
-    max_age_s: float = Field(60.0, gt=0)
-
-
 class GridFeedConfig(FeedConfig):
     includes_ev: bool = True  # the meter sees the EV's draw; it is added back for surplus
 
 
 class BatteryFeedConfig(FeedConfig):
-    """Home battery power (+charging/−discharging, W) and optional state of charge (%)."""
+    """Home battery power (+charging/−discharging, W; `invert` for the other sign) and
+    optional state of charge (%)."""
 
     soc_topic: str | None = None
     soc_json_path: str | None = None
-    first_below_soc_pct: float | None = Field(None, ge=0, le=100)  # battery charges first below
+    # The key before [site] battery: battery-first below this SoC.
+    first_below_soc_pct: float | None = Field(None, ge=0, le=100)
 
 
 class ForecastFeedConfig(_Section):
@@ -76,9 +71,23 @@ class FeedsConfig(_Section):
     load: FeedConfig | None = None  # house load without the EV, with `solar` instead of `grid`
     voltage: FeedConfig | None = None
     battery: BatteryFeedConfig | None = None
-    ev_power: FeedConfig | None = None
+    ev_power: FeedConfig | None = None  # deprecated: [chargers.ev_power]
+    grid_l1: FeedConfig | None = None  # import current per line, A (+ import)
+    grid_l2: FeedConfig | None = None
+    grid_l3: FeedConfig | None = None
     forecast: ForecastFeedConfig | None = None
     ev_soc: FeedConfig | None = None  # the car's state of charge, % (plans with soc_pct)
+
+
+class SiteConfig(_Section):
+    """`[site]`: how the chargers share the surplus, the site limit, the home battery."""
+
+    sharing: Sharing = Sharing.PRIORITY
+    max_import_w: float | None = Field(None, gt=0)  # house plus chargers, W
+    max_phase_current_a: float | None = Field(None, gt=0, le=1000)  # per line, A
+    battery: BatteryMode | None = None  # default: ev-first (battery-first with the old key)
+    battery_first_below_soc_pct: float | None = Field(None, ge=0, le=100)
+    buffer_soc_pct: float | None = Field(None, ge=0, le=100)
 
 
 class PolicyConfig(_Section):
@@ -190,6 +199,7 @@ class Settings(BaseSettings):
 
     mqtt: MqttConfig = MqttConfig()
     feeds: FeedsConfig = FeedsConfig()
+    site: SiteConfig = SiteConfig()
     policy: PolicyConfig = PolicyConfig()
     relay: RelayConfig = RelayConfig()
     chargers: list[AnyChargerConfig] = Field(default_factory=list)
@@ -228,6 +238,75 @@ class Settings(BaseSettings):
                 raise ValueError(f"charger name {name!r}: use letters, digits, _ and - "
                                  f"(not {', '.join(sorted(RESERVED_NAMES))})")
         return self
+
+    @model_validator(mode="after")
+    def _site_feeds(self) -> Self:
+        """The readings each [site] rule needs, and one meter per charger."""
+        site, feeds = self.site, self.feeds
+        battery = feeds.battery
+        if site.max_import_w is not None and feeds.grid is None \
+                and (feeds.solar is None or feeds.load is None):
+            raise ValueError("site.max_import_w needs [feeds.grid] (or [feeds.solar] and "
+                             "[feeds.load]) to know the house's import")
+        if site.max_phase_current_a is not None and None in (feeds.grid_l1, feeds.grid_l2,
+                                                             feeds.grid_l3):
+            raise ValueError("site.max_phase_current_a needs [feeds.grid_l1], [feeds.grid_l2] "
+                             "and [feeds.grid_l3]")
+        if site.battery is not None and battery is None:
+            raise ValueError(f"site.battery = {str(site.battery)!r} needs [feeds.battery]")
+        if site.battery is BatteryMode.BUFFER and (site.buffer_soc_pct is None or battery is None
+                                                   or battery.soc_topic is None):
+            raise ValueError("site.battery = 'buffer' needs site.buffer_soc_pct and "
+                             "feeds.battery.soc_topic")
+        if battery is not None and battery.first_below_soc_pct is not None \
+                and site.battery_first_below_soc_pct is not None:
+            raise ValueError("set site.battery_first_below_soc_pct or "
+                             "feeds.battery.first_below_soc_pct (the old key), not both")
+        if feeds.ev_power is not None and self.chargers and self.chargers[0].ev_power:
+            raise ValueError(f"charger {self.chargers[0].name} has two meters: "
+                             "[feeds.ev_power] and its own ev_power")
+        return self
+
+    def warnings(self) -> list[str]:
+        """What is valid but deserves a word: deprecated keys."""
+        if self.feeds.ev_power is not None and len(self.chargers) > 1:
+            return [f"feeds.ev_power is deprecated with several chargers: it measures the "
+                    f"first one ({self.chargers[0].name}) only; give each charger its own "
+                    "[chargers.ev_power]"]
+        return []
+
+    def ev_meters(self) -> dict[str, FeedConfig]:
+        """Each charger's own meter, by charger name ([feeds.ev_power]: the first's)."""
+        meters = {c.name: c.ev_power for c in self.chargers if c.ev_power is not None}
+        if self.feeds.ev_power is not None and self.chargers:
+            meters[self.chargers[0].name] = self.feeds.ev_power
+        return meters
+
+    def members(self) -> list[Member]:
+        """The chargers' places in the site, in config order."""
+        return [Member(c.name, c.priority, c.line) for c in self.chargers]
+
+    def site_params(self) -> SiteParams:
+        """How the feeds relate to the chargers, the battery rule and the fail-safe."""
+        grid = self.feeds.grid
+        return SiteParams(True if grid is None else grid.includes_ev, self.battery_rule(),
+                          self.stale_pause_s)
+
+    def site_rules(self) -> SiteRules:
+        site = self.site
+        return SiteRules(site.sharing, site.max_import_w, site.max_phase_current_a)
+
+    def battery_rule(self) -> BatteryRule:
+        """`[site] battery`; without it, battery-first when the old
+        `[feeds.battery] first_below_soc_pct` is set, else ev-first."""
+        site, battery = self.site, self.feeds.battery
+        old_pct = None if battery is None else battery.first_below_soc_pct
+        mode = site.battery or (BatteryMode.EV_FIRST if old_pct is None
+                                else BatteryMode.BATTERY_FIRST)
+        first_pct = (old_pct if site.battery_first_below_soc_pct is None
+                     else site.battery_first_below_soc_pct)
+        return BatteryRule(mode, 100.0 if first_pct is None else first_pct,
+                           100.0 if site.buffer_soc_pct is None else site.buffer_soc_pct)
 
     @model_validator(mode="after")
     def _plan_chargers(self) -> Self:

@@ -1,6 +1,6 @@
 """Network settings shared by the daemon and the drivers: listen addresses, password files,
-and the MQTT client set-up (credentials, TLS) that the daemon and OpenEVSE's MQTT transport
-both use.
+the MQTT client set-up (credentials, TLS) that the daemon and OpenEVSE's MQTT transport
+both use, and an MQTT value (a feed: the site's meters, or a charger's own meter).
 
 A leaf: it imports no other layer of divert, so drivers may use it.
 """
@@ -72,6 +72,18 @@ class MqttConfig(BaseModel):
         if info.field_name == "base_topic" and not topic:
             raise ValueError("must not be empty")
         return topic
+
+
+class FeedConfig(BaseModel):
+    """One MQTT value. Powers in W (currents in A) after `scale` and `invert`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    topic: str = Field(min_length=1)
+    json_path: str | None = None  # e.g. "ENERGY.Power", "value", "power.total", "phases.0"
+    scale: float = 1.0  # multiply the payload: 1000 for kW
+    invert: bool = False  # flip the sign (e.g. a meter that reports export as positive)
+    max_age_s: float = Field(60.0, gt=0)
 
 
 class MqttError(Exception):

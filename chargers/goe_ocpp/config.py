@@ -12,9 +12,10 @@ from typing import Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from chargers.config import ChargerConfig
-from chargers.goe_ocpp.profiles import STEP_A
 from divert.core.capabilities import Capabilities, ControlKind
 from divert.netconf import listen_address, read_secret
+
+STEP_A = 1.0  # whole amperes, as the go-e takes currents (profiles.py says why)
 
 # OCPP 1.6 security whitepaper: the Basic-auth password (AuthorizationKey) is 16 to 40 chars.
 PASSWORD_MIN, PASSWORD_MAX = 16, 40

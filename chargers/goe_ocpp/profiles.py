@@ -22,12 +22,12 @@ from ocpp.v16 import call
 from ocpp.v16.datatypes import ChargingProfile, ChargingSchedule, ChargingSchedulePeriod
 from ocpp.v16.enums import ChargingProfileKindType, ChargingProfilePurposeType, ChargingRateUnitType
 
+from chargers.goe_ocpp.config import STEP_A
 from chargers.goe_ocpp.meter import MeterSample
 
 CONNECTOR_ID = 1  # the go-e has one outlet
 DEFAULT_PROFILE_ID = 1
 TX_PROFILE_ID = 2
-STEP_A = 1.0  # whole amperes, as the go-e takes currents
 
 
 @dataclass(frozen=True)

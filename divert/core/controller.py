@@ -1,14 +1,17 @@
 """The control core: one pure, clock-injected object per charger.
 
-`Controller.step(inputs)` turns one set of readings into a `Decision`. It does no I/O and
-reads no clock: the daemon, `divert simulate` and `divert bench` all drive this same code.
-Order of authority, top to bottom: mode → policy → charger capabilities → relay guard.
+`Controller.step(inputs)` turns one set of readings into a `Decision`; inside a site
+(`divert.core.site`) the site computes the surplus once and hands each charger an `Offer`
+(`Controller.decide`). It does no I/O and reads no clock: the daemon, `divert simulate` and
+`divert bench` all drive this same code. Order of authority, top to bottom: site limit →
+mode → policy → charger capabilities → relay guard; only the site limit may stop a charger
+inside its minimum on-time (the guard records that stop too).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from divert.core.capabilities import Capabilities, ControlKind
@@ -19,7 +22,7 @@ from divert.core.plan import Need, PlanProgress, Target
 from divert.core.policy import Desire, Observation, Policy
 from divert.core.reasons import Reason
 from divert.core.restart import RestartParams, Restarts
-from divert.core.surplus import surplus_w
+from divert.core.surplus import BatteryRule, surplus_w
 
 
 @dataclass(frozen=True)
@@ -53,11 +56,44 @@ class Decision:
 
 @dataclass(frozen=True)
 class SiteParams:
-    """How the feeds relate to the charger, and the fail-safe for missing data."""
+    """How the feeds relate to the chargers, and the fail-safe for missing data."""
 
-    grid_includes_ev: bool = True  # the grid meter sees the EV's draw
-    battery_first_below_soc_pct: float | None = None  # home battery charges first below this
+    grid_includes_ev: bool = True  # the grid meter sees the chargers' draw
+    battery: BatteryRule = field(default_factory=BatteryRule)  # its place in the surplus
     stale_pause_s: float = 300.0  # surplus unknown this long while charging: pause
+
+
+@dataclass(frozen=True)
+class SiteCap:
+    """The most one charger may draw this step under the site's limits, and why: a power
+    over all its phases (W) and a current per phase (A); inf where no limit applies."""
+
+    power_w: float
+    power_why: str
+    current_a: float = math.inf
+    current_why: str = ""
+
+    def current_at(self, voltage_v: float, phases: int) -> tuple[float, str]:
+        """The most current per phase at `voltage_v` on `phases` phases, and the limit that
+        sets it."""
+        by_power_a = self.power_w / (voltage_v * phases)
+        if by_power_a <= self.current_a:
+            return by_power_a, self.power_why
+        return self.current_a, self.current_why
+
+
+@dataclass(frozen=True)
+class Offer:
+    """What one charger is given for one step: the surplus it may take (W; None: unknown),
+    whether that came from a grid meter, the voltage per phase (V) and the site's cap."""
+
+    time_s: float
+    surplus_w: float | None
+    from_grid_meter: bool = True
+    voltage_v: float | None = None
+    cap: SiteCap | None = None
+    wall_s: float | None = None  # wall-clock unix time when time_s is not (time of day)
+    ev_soc_pct: float | None = None  # the car's state of charge, %
 
 
 @dataclass
@@ -68,6 +104,7 @@ class _State:
     limit_a: float | None = None  # temporary maximum (schedules)
     available_w: float | None = None  # this step's surplus for the EV, W
     voltage_v: float = 0.0  # this step's voltage per phase, V
+    cap: SiteCap | None = None  # this step's site limit
     power_w: float = 0.0  # the last decision's power, W
 
 
@@ -101,23 +138,29 @@ class Controller:
         """The departure plan's next deadline (`divert.core.plan.target_now`); None: none."""
         self.plan.set(target)
 
-    def _settable(self, current_a: float) -> float:
+    def _settable(self, current_a: float, capped: bool = True) -> float:
+        """`current_a` as the charger can set it, within the schedule's and (if `capped`)
+        the site's limit."""
         caps = self.caps
         hi = caps.max_current_a if self._s.limit_a is None else min(caps.max_current_a,
                                                                     self._s.limit_a)
+        if capped and self._s.cap is not None:
+            cap_a = self._cap_a(self.phases)[0]
+            hi = min(hi, max(caps.min_current_a,
+                             math.floor(cap_a / caps.step_a + 1e-9) * caps.step_a))
         steps = math.floor(current_a / caps.step_a + 1e-9)
         return round(min(hi, max(caps.min_current_a, steps * caps.step_a)), 6)
 
-    def _desire(self, t_s: float, dt_s: float, inp: Inputs) -> Desire:
-        site = self.site
-        battery_first = (site.battery_first_below_soc_pct is not None
-                         and inp.battery_soc_pct is not None
-                         and inp.battery_soc_pct < site.battery_first_below_soc_pct)
-        available_w = surplus_w(inp.grid_w, inp.solar_w, inp.load_w, inp.ev_w,
-                                site.grid_includes_ev, inp.battery_w, battery_first)
+    def _cap_a(self, phases: int) -> tuple[float, str]:
+        """The site's most current per phase on `phases` phases (inf without a cap)."""
+        cap = self._s.cap
+        return (math.inf, "") if cap is None else cap.current_at(self._s.voltage_v, phases)
+
+    def _desire(self, t_s: float, dt_s: float, offer: Offer) -> Desire:
+        available_w = offer.surplus_w
         caps = self.caps
         self._s.available_w = available_w
-        self._s.voltage_v = inp.voltage_v or caps.voltage_v
+        self._s.voltage_v = offer.voltage_v or caps.voltage_v
         wish: Desire | None = None
         if available_w is None:
             self._s.unknown_since_s = self._s.unknown_since_s or t_s
@@ -128,11 +171,11 @@ class Controller:
             pending = plan.pending(t_s) and self.mode not in (Mode.OFF, Mode.FAST)
             if pending:  # the plan keeps a start of the day's budget for itself
                 limits = replace(limits, max_starts_per_day=limits.max_starts_per_day - 1)
-            obs = Observation(t_s, dt_s, available_w, inp.grid_w is not None,
-                              inp.voltage_v or caps.voltage_v, self.phases, self.charging,
+            obs = Observation(t_s, dt_s, available_w, offer.from_grid_meter,
+                              self._s.voltage_v, self.phases, self.charging,
                               self._s.setpoint_a, since_s, self.guard.sessions_within(t_s, DAY_S),
                               self.mode, caps, limits,
-                              t_s if inp.wall_s is None else inp.wall_s,
+                              t_s if offer.wall_s is None else offer.wall_s,
                               plan.remaining_wh() if pending else None,
                               plan.target.by_s if pending and plan.target else None)
             wish = self.policy.decide(obs)  # every step, so the policy's filters stay warm
@@ -146,7 +189,7 @@ class Controller:
             if not self.charging and self.mode is not Mode.MIN_SOLAR:
                 return Desire(False, caps.min_current_a, "waiting: no fresh surplus data",
                               Reason.NO_DATA)
-            if stale_s >= site.stale_pause_s:
+            if stale_s >= self.site.stale_pause_s:
                 return Desire(False, caps.min_current_a,
                               f"fail-safe: no fresh surplus data for {stale_s:.0f} s, pausing",
                               Reason.FAIL_SAFE_PAUSE)
@@ -158,19 +201,38 @@ class Controller:
         return wish
 
     def step(self, inp: Inputs) -> Decision:
-        """One control step at `inp.time_s`. Times must not go backwards."""
-        t_s = inp.time_s
+        """One control step of a charger on its own, at `inp.time_s`: the surplus from the
+        feeds, no site limit. Times must not go backwards."""
+        site = self.site
+        available_w = surplus_w(inp.grid_w, inp.solar_w, inp.load_w, inp.ev_w,
+                                site.grid_includes_ev, inp.battery_w,
+                                site.battery.charges_first(inp.battery_soc_pct))
+        if available_w is not None and self.charging \
+                and site.battery.carries(inp.battery_soc_pct):
+            available_w = max(available_w, self.caps.min_power_at(self.phases))
+        return self.decide(Offer(inp.time_s, available_w, inp.grid_w is not None,
+                                 inp.voltage_v, wall_s=inp.wall_s, ev_soc_pct=inp.ev_soc_pct))
+
+    def decide(self, offer: Offer) -> Decision:
+        """One control step on what the site offers. Times must not go backwards."""
+        t_s = offer.time_s
         last_s = self._s.last_time_s
         dt_s = 0.0 if last_s is None else max(0.0, t_s - last_s)
         self._s.last_time_s = t_s if last_s is None else max(t_s, last_s)
-        drawn_w = self._s.power_w if inp.ev_w is None else max(0.0, inp.ev_w)
-        self.plan.account(drawn_w * dt_s / 3600.0, inp.ev_soc_pct)
-        wish, need = self._planned(t_s, dt_s, self._desire(t_s, dt_s, inp))
+        self._s.cap = offer.cap
+        # The energy a departure plan counts: the last decision's power since then.
+        self.plan.account(self._s.power_w * dt_s / 3600.0, offer.ev_soc_pct)
+        wish, need = self._planned(t_s, dt_s, self._desire(t_s, dt_s, offer))
+        limited = self._site_limit(t_s, wish)
+        if limited is not None:
+            return limited
         switched = self._switch_phases(t_s, dt_s, wish)
         if switched is not None:
             return self._decision(switched, Reason.PHASE_SWITCH)
         target_a = self._settable(wish.current_a)
         reason, code = wish.reason, wish.code
+        if wish.charge and target_a < self._settable(wish.current_a, capped=False):
+            reason, code = f"limited: {self._cap_a(self.phases)[1]}", Reason.SITE_LIMITED
         guard = self.guard
         if guard.on and wish.charge:
             reason, code = self._track(t_s, target_a, reason, code)
@@ -209,6 +271,21 @@ class Controller:
         return Desire(wish.charge, wish.current_a, f"{wish.reason}; {need.note}",
                       wish.code), need
 
+    def _site_limit(self, t_s: float, wish: Desire) -> Decision | None:
+        """A pause when the site's cap leaves less than the minimum current (or, restart-only,
+        less than the session's current): the one stop allowed inside the minimum on-time."""
+        caps, guard = self.caps, self.guard
+        cap_a, why = self._cap_a(self.phases)
+        held_a = self._s.setpoint_a if guard.on and caps.control is ControlKind.RESTART else 0.0
+        if cap_a >= max(caps.min_current_a, held_a) - 1e-9:
+            return None
+        if guard.on:
+            guard.trip(t_s)
+            self._restarts.clear()
+        elif not wish.charge:
+            return None
+        return self._decision(f"limited: {why}", Reason.SITE_LIMITED)
+
     def _switch_phases(self, t_s: float, dt_s: float, wish: Desire) -> str | None:
         """Switch between one and three phases when the charger can and the guard allows;
         the reason if it did. A refused switch leaves the step to the usual start/stop."""
@@ -218,7 +295,8 @@ class Controller:
         self._phase.observe(s.available_w, dt_s)
         want = self._phase.want(caps, self.mode, self.phases, s.available_w, guard.on,
                                 wish.charge)
-        if want is None or guard.why_no_switch(t_s) is not None:
+        if want is None or guard.why_no_switch(t_s) is not None \
+                or self._cap_a(want)[0] < caps.min_current_a:
             return None
         guard.switch(t_s)
         self.phases = want
@@ -267,18 +345,23 @@ class Controller:
                         reason, code)
 
     def to_state(self) -> dict[str, Any]:
-        """What must survive a restart: the relay history, the setpoint and the energy
-        counted towards a departure plan's deadline."""
+        """What must survive a restart: the relay history, the setpoint, the policy's
+        memory (its averages: a restart in sunshine need not wait for them again) and the
+        energy counted towards a departure plan's deadline."""
         return {"guard": self.guard.to_state(), "setpoint_a": self._s.setpoint_a,
-                "mode": str(self.mode), "phases": self.phases, "plan": self.plan.to_state()}
+                "mode": str(self.mode), "phases": self.phases,
+                "policy": self.policy.to_state(), "plan": self.plan.to_state()}
 
-    def restore(self, state: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any], warm: bool = True) -> None:
+        """Take back a `to_state()`; the policy's memory only when `warm` (it is recent)."""
         self.guard = RelayGuard.from_state(self.guard.limits, state.get("guard", {}))
+        if warm and state.get("policy") is not None:
+            self.policy.restore(state["policy"])
         self._s.setpoint_a = float(state.get("setpoint_a", self.caps.min_current_a))
-        if "mode" in state:
-            self.mode = Mode(state["mode"])
         if isinstance(state.get("plan"), dict):
             self.plan.restore(state["plan"])
+        if "mode" in state:
+            self.mode = Mode(state["mode"])
         phases = int(state.get("phases", self.caps.phases))
         # Wiring may have changed since the save: only a count the charger has now is kept.
         self.phases = phases if phases in (1, self.caps.phases) and (

@@ -2,13 +2,18 @@
 
 Each start or stop wears the charger's relay and the car's contactors. The controller asks
 the guard before every transition and records every transition it makes; no policy or mode
-has a path around it. Times are seconds on the controller's injected clock.
+has a path around it; only the site limit may stop a charger inside its minimum on-time
+(`trip`), and that stop is recorded too. Times are seconds on the controller's injected clock.
 
 A 1/3-phase switch under load is a relay cycle too: the charger opens its contactor, changes
 phases and closes it again. The guard treats it as a stop followed at once by a start: it
 needs the minimum on-time, counts as a start in both budgets, and restarts the on-time; the
 minimum off-time does not apply (the charger's own pause is not a break between sessions).
 Every change of the phase count, under load or not, keeps `min_phase_switch_s` from the last.
+
+Times are seconds on one monotonic clock (the daemon's control clock), so a step of the wall
+clock cannot move them. The state file keeps them in wall-clock time; `rebase` moves a saved
+state from one clock onto the other.
 """
 
 from __future__ import annotations
@@ -155,10 +160,39 @@ class RelayGuard:
         self.changed_s = now_s
         self._starts_s.append(now_s)
 
+    def adopt(self, now_s: float) -> None:
+        """The relay was found closed while the guard had it open (a charger found charging):
+        a start now, for the budgets and the minimum on-time. A fact, so never refused."""
+        if not self.on:
+            self.on = True
+            self.changed_s = now_s
+            self._starts_s.append(now_s)
+
+    def opened(self, now_s: float) -> None:
+        """The relay opened outside a controller step (the shutdown pause, a charger found not
+        charging): the minimum off-time runs from now. A fact, so never refused."""
+        if self.on:
+            self.on = False
+            self.changed_s = now_s
+
+    @property
+    def last_start_s(self) -> float | None:
+        """The latest start (phase switches under load included), None without one."""
+        return self._starts_s[-1] if self._starts_s else None
+
     def stop(self, now_s: float) -> None:
         reason = self.why_no_stop(now_s)
         if not self.on or reason is not None:
             raise RuntimeError(f"relay guard: stop refused ({reason or 'already off'})")
+        self.on = False
+        self.changed_s = now_s
+
+    def trip(self, now_s: float) -> None:
+        """A stop the site limit forces (main fuse, import limit): allowed inside the minimum
+        on-time, since the fuse outranks the relay's wear, and recorded like any stop, so
+        the minimum off-time and the budgets run on from it."""
+        if not self.on:
+            raise RuntimeError("relay guard: trip refused (already off)")
         self.on = False
         self.changed_s = now_s
 
@@ -185,6 +219,38 @@ class RelayGuard:
                    None if state.get("changed_s") is None else float(state["changed_s"]),
                    None if state.get("switched_s") is None else float(state["switched_s"]),
                    tuple(float(t) for t in state.get("switch_starts_s", [])))
+
+
+_TIME_KEYS = ("changed_s", "switched_s")
+_TIMES_KEYS = ("starts_s", "switch_starts_s")
+
+
+def rebase(state: dict[str, Any], shift_s: float,
+           latest_s: float | None = None) -> tuple[dict[str, Any], int]:
+    """A `to_state()` with every time moved by `shift_s` (from one clock onto another), and
+    how many times were later than `latest_s` and so count as `latest_s`.
+
+    Loading a state file: a time in the future of the clock (a Pi that booted without a
+    real-time clock) is taken as now, so it holds for its window's full length and no longer.
+    """
+    moved = 0
+
+    def one(t: Any) -> float:
+        nonlocal moved
+        out = float(t) + shift_s
+        if latest_s is not None and out > latest_s:
+            moved += 1
+            return latest_s
+        return out
+
+    out = dict(state)
+    for key in _TIME_KEYS:
+        if state.get(key) is not None:
+            out[key] = one(state[key])
+    for key in _TIMES_KEYS:
+        if key in state:
+            out[key] = [one(t) for t in state[key]]
+    return out, moved
 
 
 def _duration(seconds: float) -> str:

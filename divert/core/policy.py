@@ -6,8 +6,9 @@ what current. The controller owns modes, capabilities and the relay guard around
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from divert.core.capabilities import Capabilities
 from divert.core.guard import RelayLimits
@@ -49,3 +50,21 @@ class Desire:
 
 class Policy(Protocol):
     def decide(self, obs: Observation) -> Desire: ...
+
+    def to_state(self) -> dict[str, Any]:
+        """The policy's memory (averages, timers), JSON-ready, for a warm restart."""
+        ...
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back a `to_state()`; ValueError, TypeError or KeyError if it does not fit."""
+        ...
+
+
+def finite(value: Any) -> float:
+    """A saved number back: finite, else ValueError (TypeError for a non-number)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    out = float(value)
+    if not math.isfinite(out):
+        raise ValueError(f"expected a finite number, got {value!r}")
+    return out

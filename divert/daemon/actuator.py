@@ -1,8 +1,11 @@
 """Turn decisions into driver calls: only what changed, plus a periodic re-assert.
 
 A charger that rebooted has forgotten its setpoint; re-sending the full command set every
-`reassert_s` gives it back. On a start the setpoint goes first, then the enable, so the car
-never draws the previous (possibly higher) current for a moment.
+`reassert_s` gives it back. Sooner, when a reading contradicts what was sent (charging while
+paused, drawing above the setpoint): then everything is sent again at once, at most every
+`RESEND_MIN_S`, once the charger has had `SETTLE_S` to follow the last change. On a start the
+setpoint goes first, then the enable, so the car never draws the previous (possibly higher)
+current for a moment.
 """
 
 from __future__ import annotations
@@ -13,7 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from chargers.base import Charger, ChargerError, CurrentLimiter, PhaseSwitcher, PowerLimiter
+from chargers.base import (
+    Charger,
+    ChargerError,
+    ChargerReading,
+    CurrentLimiter,
+    PhaseSwitcher,
+    PowerLimiter,
+)
 from divert.core.capabilities import Capabilities, ControlKind
 from divert.core.controller import Decision
 from divert.daemon.throttle import LogThrottle
@@ -21,6 +31,10 @@ from divert.daemon.throttle import LogThrottle
 log = logging.getLogger(__name__)
 
 ShutdownState = Literal["pause", "minimum", "leave"]
+
+RESEND_MIN_S = 5.0  # a contradicted command is sent again at most this often
+SETTLE_S = 5.0  # a charger's time to follow a change before its reading can contradict it
+TOLERANCE_A = 2.0  # drawing this much above the setpoint (per phase) contradicts it
 
 
 def bind(charger: Charger, caps: Capabilities) -> tuple[Callable[[float], None],
@@ -46,6 +60,15 @@ def bind(charger: Charger, caps: Capabilities) -> tuple[Callable[[float], None],
 
 
 @dataclass(frozen=True)
+class Applied:
+    """What `apply` did: False on a command error; the contradiction that made it re-send
+    everything (`charging_while_paused`, `above_setpoint`), if one did."""
+
+    ok: bool
+    contradiction: str | None = None
+
+
+@dataclass(frozen=True)
 class _Sent:
     charging: bool
     setpoint: float | None  # A or W, by control kind; None while paused
@@ -65,7 +88,9 @@ class Actuator:
         self._on_error = on_error
         self._clock = clock
         self._sent: _Sent | None = None  # what the charger was last told; None: unknown
-        self._sent_s = 0.0
+        self._sent_s = 0.0  # when everything was last sent
+        self._changed_s = -RESEND_MIN_S  # when the last change was sent
+        self._resent_s = -RESEND_MIN_S  # when a contradiction was last answered
         self._warn = LogThrottle(log)
 
     def _target(self, d: Decision) -> _Sent:
@@ -74,14 +99,38 @@ class Actuator:
         value = d.power_w if self.caps.control is ControlKind.POWER else d.current_a
         return _Sent(True, value, d.phases)
 
-    def apply(self, decision: Decision) -> bool:
-        """Send what `decision` changes (everything when a re-assert is due). False on error."""
+    def contradiction(self, reading: ChargerReading | None, now_s: float) -> str | None:
+        """How a fresh `reading` contradicts what was sent, if it does and a re-send is due."""
+        sent = self._sent
+        if (sent is None or reading is None or not reading.charging
+                or now_s - self._changed_s < SETTLE_S or now_s - self._resent_s < RESEND_MIN_S):
+            return None
+        if not sent.charging:
+            return "charging_while_paused"
+        assert sent.setpoint is not None
+        caps = self.caps
+        if caps.control is ControlKind.POWER:
+            drawing, limit = reading.power_w, sent.setpoint + caps.power_w(TOLERANCE_A,
+                                                                           sent.phases)
+        else:
+            drawing, limit = reading.current_a, sent.setpoint + TOLERANCE_A
+        return "above_setpoint" if drawing is not None and drawing > limit else None
+
+    def apply(self, decision: Decision, reading: ChargerReading | None = None) -> Applied:
+        """Send what `decision` changes: everything when a re-assert is due or the fresh
+        `reading` (if given) contradicts what was sent."""
         now_s = self._clock()
         want = self._target(decision)
         old = self._sent
-        full = old is None or now_s - self._sent_s >= self.reassert_s
+        contradiction = self.contradiction(reading, now_s)
+        if contradiction is not None:
+            self._resent_s = now_s
+        full = (old is None or now_s - self._sent_s >= self.reassert_s
+                or contradiction is not None)
         if not full and want == old:
-            return True
+            return Applied(True)
+        if want != old:
+            self._changed_s = now_s
         command = "phases"
         try:
             if self._set_phases is not None and (full or old is None
@@ -104,10 +153,10 @@ class Actuator:
                 self._on_error(command)
             self._warn.warning(now_s, "charger %s: %s command failed: %s", self.charger.name,
                                command, exc)
-            return False
+            return Applied(False, contradiction)
         self._sent, self._sent_s = want, now_s
         self._warn.reset()
-        return True
+        return Applied(True, contradiction)
 
     def shutdown(self, state: ShutdownState) -> bool:
         """Leave the charger in `state`; True if it was paused by this call."""

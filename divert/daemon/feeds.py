@@ -11,14 +11,15 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from paho.mqtt.client import topic_matches_sub
 
-from divert.config import FeedConfig, FeedsConfig
+from divert.config import FeedsConfig
 from divert.daemon.throttle import LogThrottle
+from divert.netconf import FeedConfig
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +92,8 @@ def _preview(text: str, limit: int = 60) -> str:
 class FeedSpec:
     """Where one value comes from and how to read it."""
 
-    name: str  # grid, solar, load, voltage, battery, battery_soc, ev_power, ev_soc
+    name: str  # grid, solar, load, voltage, battery, battery_soc, grid_l1…3, ev_soc,
+    # ev_power_<charger>
     topic: str
     json_path: str | None = None
     scale: float = 1.0
@@ -143,11 +145,20 @@ class Feed:
         return self._value
 
 
-def specs(config: FeedsConfig) -> list[FeedSpec]:
-    """One spec per configured value (the battery's SoC is a feed of its own)."""
+def ev_feed(charger: str) -> str:
+    """The name of a charger's own meter among the feeds."""
+    return f"ev_power_{charger}"
+
+
+def specs(config: FeedsConfig, meters: Mapping[str, FeedConfig] | None = None
+          ) -> list[FeedSpec]:
+    """One spec per configured value (the battery's SoC is a feed of its own), and one per
+    charger's own meter (`meters`, by charger name)."""
     out: list[FeedSpec] = []
-    for name in ("grid", "solar", "load", "voltage", "battery", "ev_power", "ev_soc"):
-        feed: FeedConfig | None = getattr(config, name)
+    named = [(name, getattr(config, name)) for name in ("grid", "solar", "load", "voltage",
+                                                        "battery", "grid_l1", "grid_l2",
+                                                        "grid_l3", "ev_soc")]
+    for name, feed in [*named, *((ev_feed(c), m) for c, m in (meters or {}).items())]:
         if feed is None:
             continue
         out.append(FeedSpec(name, feed.topic, feed.json_path, feed.scale, feed.invert,
@@ -163,8 +174,9 @@ class Feeds:
     """All configured feeds; thread-safe (MQTT thread writes, control thread reads)."""
 
     def __init__(self, config: FeedsConfig, on_error: Callable[[str], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.feeds = {s.name: Feed(s, on_error) for s in specs(config)}
+                 clock: Callable[[], float] = time.monotonic,
+                 meters: Mapping[str, FeedConfig] | None = None) -> None:
+        self.feeds = {s.name: Feed(s, on_error) for s in specs(config, meters)}
         self._clock = clock
         self._lock = threading.Lock()
 

@@ -55,6 +55,14 @@ class Metrics:
         self.surplus_w = Gauge("divert_surplus_power_watts",
                                "Power the EVs could draw without import (NaN when unknown)",
                                registry=r)
+        self.site_limit_w = Gauge("divert_site_import_limit_watts",
+                                  "The site's import limit, house plus chargers (NaN: none)",
+                                  registry=r)
+        self.site_limited = Gauge("divert_site_limited",
+                                  "1 while the site limit holds chargers back", registry=r)
+        self.share_w = Gauge("divert_charger_share_watts",
+                             "The site's surplus offered to the charger (NaN when unknown)",
+                             ["charger"], registry=r)
         self.setpoint_a = Gauge("divert_charger_setpoint_amperes",
                                 "Commanded current per phase, 0 when paused", ["charger"],
                                 registry=r)
@@ -73,6 +81,11 @@ class Metrics:
         self.command_errors = Counter("divert_charger_command_errors",
                                       "Charger commands or reads that failed",
                                       ["charger", "command"], registry=r)
+        self.resends = Counter("divert_charger_resends",
+                               "Commands sent again at once because a reading contradicted "
+                               "them", ["charger", "reason"], registry=r)
+        self.save_errors = Counter("divert_state_save_errors",
+                                   "State file writes that failed", registry=r)
         self.feed_age_s = Gauge("divert_feed_age_seconds",
                                 "Time since the feed's last good value (NaN before the first)",
                                 ["feed"], registry=r)
@@ -103,8 +116,10 @@ class Metrics:
         for name in chargers:  # present from the start, so rates and alerts see a 0
             for metric in (self.starts, self.ev_surplus_wh, self.ev_grid_wh):
                 metric.labels(name)
-            for command in ("read", "setpoint", "enable", "phases", "connect"):
+            for command in ("read", "setpoint", "enable", "phases", "connect", "timeout"):
                 self.command_errors.labels(name, command)
+            for reason in ("charging_while_paused", "above_setpoint"):
+                self.resends.labels(name, reason)
         for feed in feeds:
             self.feed_errors.labels(feed)
         for command in ("mode", "min_current", "max_current", "boost", "plan"):

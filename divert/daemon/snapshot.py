@@ -20,6 +20,7 @@ from divert.core.controller import Controller, Decision
 from divert.core.guard import DAY_S, HOUR_S
 from divert.core.modes import Mode
 from divert.core.reasons import Reason
+from divert.core.site import Site
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,8 @@ class SiteState:
     grid_w: float | None  # + import / − export
     solar_w: float | None
     feeds: tuple[FeedState, ...]
-    limited: bool | None = None  # the site import limit holds chargers back (issue 12)
-    limit_w: float | None = None  # that limit (issue 12)
+    limited: bool | None = None  # the site limit holds chargers back; None: no limit set
+    limit_w: float | None = None  # the import limit (house plus chargers), W
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class ChargerState:
     energy_from_grid_today_kwh: float
     energy_from_surplus_total_kwh: float
     energy_from_grid_total_kwh: float
-    share_w: float | None = None  # this charger's share of the site's surplus (issue 12)
+    share_w: float | None = None  # the site's surplus offered to this charger
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,7 @@ class ChargerFacts:
     grid_wh: float
     limit_a: float | None  # the cap in force; None: the charger's maximum
     boost_until_s: float | None
+    share_w: float | None = None  # the site's surplus offered to it this cycle
 
 
 class SnapshotBuilder:
@@ -111,18 +113,22 @@ class SnapshotBuilder:
 
     def build(self, wall_s: float, control_s: float, mode: Mode,
               values: Mapping[str, float | None], ages_s: Mapping[str, float | None],
-              surplus_w: float | None, chargers: Mapping[str, ChargerFacts]) -> Snapshot:
-        """`wall_s` for display and the local day, `control_s` the clock the guards run on."""
+              site: Site, chargers: Mapping[str, ChargerFacts]) -> Snapshot:
+        """`wall_s` for display and the local day, `control_s` the clock the guards run on;
+        the site's surplus and limit as its last step left them."""
         now = datetime.fromtimestamp(wall_s, self.tz)
         day = now.date().isoformat()
         if day != self._day:
             self._day, self._day_start = day, {}
         midnight = datetime.combine(now.date(), time(), self.tz)
         since_midnight_s = min(DAY_S, max(0.0, wall_s - midnight.timestamp()))
-        site = SiteState(surplus_w, values.get("grid"), values.get("solar"),
-                         tuple(FeedState(name, ages_s.get(name), values.get(name) is not None)
-                               for name in ages_s))
-        return Snapshot(wall_s, mode, site, tuple(
+        rules, status = site.rules, site.status
+        has_limit = rules.max_import_w is not None or rules.max_phase_current_a is not None
+        state = SiteState(status.surplus_w, values.get("grid"), values.get("solar"),
+                          tuple(FeedState(name, ages_s.get(name), values.get(name) is not None)
+                                for name in ages_s),
+                          status.limited if has_limit else None, rules.max_import_w)
+        return Snapshot(wall_s, mode, state, tuple(
             self._charger(name, facts, control_s, since_midnight_s)
             for name, facts in chargers.items()))
 
@@ -148,7 +154,7 @@ class SnapshotBuilder:
             energy_from_surplus_today_kwh=max(0.0, facts.surplus_wh - start[0]) / 1000,
             energy_from_grid_today_kwh=max(0.0, facts.grid_wh - start[1]) / 1000,
             energy_from_surplus_total_kwh=facts.surplus_wh / 1000,
-            energy_from_grid_total_kwh=facts.grid_wh / 1000)
+            energy_from_grid_total_kwh=facts.grid_wh / 1000, share_w=facts.share_w)
 
     def to_state(self) -> dict[str, Any]:
         return {"day": self._day, "chargers": {n: list(v) for n, v in self._day_start.items()}}

@@ -56,8 +56,9 @@ class StateFile:
         log.error("state file %s is unusable (%s); moved to %s, starting without saved state",
                   self.path, why, aside)
 
-    def save(self, data: dict[str, Any]) -> bool:
-        """Write `data` atomically; False (logged) if the file system refused."""
+    def save(self, data: dict[str, Any]) -> None:
+        """Write `data` atomically and durably; OSError if the file system refused (the
+        previous file is then left as it was)."""
         payload = json.dumps({"version": VERSION, **data}, indent=1, sort_keys=True)
         directory = self.path.parent
         tmp: str | None = None
@@ -75,10 +76,6 @@ class StateFile:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
-        except OSError as exc:
-            log.error("cannot save state to %s: %s", self.path, exc)
-            return False
         finally:
             if tmp is not None:
                 Path(tmp).unlink(missing_ok=True)
-        return True

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
-from divert.core.policy import Desire, Observation
+from divert.core.policy import Desire, Observation, finite
 from divert.core.reasons import Reason
 
 MIN_TAU_S = 10.0
@@ -35,6 +36,14 @@ class OpenEVSEPolicy:
         self.params = params
         self.smoothed_a = 0.0
         self.pilot_a: float | None = None
+
+    def to_state(self) -> dict[str, Any]:
+        return {"smoothed_a": self.smoothed_a, "pilot_a": self.pilot_a}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        pilot = state["pilot_a"]
+        self.smoothed_a = max(0.0, finite(state["smoothed_a"]))
+        self.pilot_a = None if pilot is None else finite(pilot)
 
     def available_a(self, obs: Observation) -> float:
         """The firmware's `Iavailable`: grid mode keeps a reserve of 1000·(ratio − 1) W."""

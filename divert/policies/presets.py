@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from divert.core.guard import RelayLimits
 from divert.core.modes import Mode
 from divert.core.phases import PhaseParams
 from divert.core.policy import Policy
+from divert.core.site import Member, Site, SiteRules
 from divert.policies.openevse import OpenEVSEParams, OpenEVSEPolicy
 from divert.policies.predictive import PredictiveParams, PredictivePolicy
 from divert.policies.surplus import SurplusParams, SurplusPolicy
@@ -54,6 +55,15 @@ class Preset:
         top of the preset's; `location` (latitude, longitude) for the predictive policy."""
         return Controller(caps, self.make_policy(location), self.limits(relay), mode, site,
                           phase=self.phase_params(relay))
+
+    def site(self, members: Sequence[Member], caps: Mapping[str, Capabilities],
+             mode: Mode = Mode.SOLAR, relay: Mapping[str, Any] | None = None,
+             rules: SiteRules | None = None, params: SiteParams | None = None,
+             location: tuple[float, float] | None = None) -> Site:
+        """A site whose chargers (`caps` by name) all run this preset."""
+        return Site(members, {m.name: self.controller(caps[m.name], mode, relay, params,
+                                                      location)
+                              for m in members}, rules, params)
 
     def make_policy(self, location: tuple[float, float] | None = None) -> Policy:
         if self.kind == "openevse":

@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Any
 
 from divert.core.capabilities import ControlKind
-from divert.core.policy import Desire, Observation
+from divert.core.policy import Desire, Observation, finite
 from divert.core.reasons import Reason
 
 
@@ -92,6 +93,24 @@ class SurplusPolicy:
         self._deficit_wh = 0.0  # the current dip's cost so far
         self._budget_wh = 0.0  # what the current dip may cost
         self._was_charging = False
+
+    def to_state(self) -> dict[str, Any]:
+        return {"level_w": self._level_w, "slow_w": self._slow_w, "sunny": self._sunny,
+                "held_s": self._held_s, "deficit_wh": self._deficit_wh,
+                "budget_wh": self._budget_wh, "was_charging": self._was_charging}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        level = state["level_w"]
+        was_charging = state["was_charging"]
+        if not isinstance(was_charging, bool):
+            raise TypeError(f"was_charging: expected true or false, got {was_charging!r}")
+        self._level_w = None if level is None else finite(level)
+        self._slow_w = finite(state["slow_w"])
+        self._sunny = min(1.0, max(0.0, finite(state["sunny"])))
+        self._held_s = max(0.0, finite(state["held_s"]))
+        self._deficit_wh = max(0.0, finite(state["deficit_wh"]))
+        self._budget_wh = finite(state["budget_wh"])
+        self._was_charging = was_charging
 
     def _advantage_w(self, surplus_w: float, draw_w: float) -> float:
         """Charging minus not charging, per step: captured surplus − weight × import, for

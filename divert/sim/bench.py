@@ -3,11 +3,12 @@
 Each trace is one day (the OpenEVSE test days are). Per preset: per file and in total,
 capture, grid share, starts (mean and worst day), pilot changes and capture as a fraction of
 the perfect-foresight bound at the same grid share, all scored as the reference's §3
-(`divert.sim.score`). Two extra tables: restart-only control (a charger that must stop and start
-again to change current) under the balanced preset's relay guard, and the gain of 1/3-phase
+(`divert.sim.score`). Extra tables: restart-only control (a charger that must stop and start
+again to change current) under the balanced preset's relay guard, the gain of 1/3-phase
 switching on the same days scaled ×3 in power (a larger array) against three-phase-only
-control. On the ideal plant three more: a departure plan on every day against the perfect-
-foresight plan with the same target, every preset on the days perturbed
+control, and the site (`divert.sim.bench_site`): two cars sharing the surplus, and the home
+battery's modes. On the ideal plant three more: a departure plan on every day against the
+perfect-foresight plan with the same target, every preset on the days perturbed
 (`divert.sim.perturb`), and what one control step costs. Markdown and a plot go to `--out`.
 """
 
@@ -20,7 +21,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -28,7 +28,7 @@ from divert.core.capabilities import Capabilities, ControlKind
 from divert.core.controller import Controller
 from divert.core.plan import PlanSpec, parse_days, parse_time_of_day
 from divert.policies.presets import Preset, PresetError, load_preset
-from divert.sim import simulate, trace
+from divert.sim import bench_site, simulate, trace
 from divert.sim.oracle import OraclePlant, bound, bound_at_share
 from divert.sim.perturb import load_redrawn, scaled, shifted
 from divert.sim.score import Score, combine
@@ -298,6 +298,7 @@ class Bench:
     restart: Result
     phases: list[PhaseGain]
     frontier: list[tuple[float, Score]]  # (λ, oracle total) over the traces, whole amps
+    site: bench_site.SiteBench
     plans: list[PlanRun]  # the ideal plant only, like the next two
     robustness: list[Robustness]
     costs: list[Cost]
@@ -319,14 +320,15 @@ def run_bench(traces: Sequence[trace.Trace], plant: simulate.PlantName, data_dir
               for p in presets if p.name in OWN_PRESETS]
     plant_o = simulate.oracle_plant(simulate.BENCH_CAPS)
     frontier = [(w, _combined_bound(traces, plant_o, w)) for w in FRONTIER_WEIGHTS]
+    site = bench_site.run_site_bench(traces, plant, balanced)
     plans, robustness, costs = [], [], []
     if plant == "ideal":
         plans = [run_plan(p, traces) for p in presets if p.name in PLAN_PRESETS]
         robustness = [run_robustness(p, traces, r) for p, r in zip(presets, results,
                                                                     strict=True)]
         costs = [decision_cost(p, traces) for p in presets]
-    return Bench(plant, data_dir, results, restart, phases, frontier, plans, robustness,
-                 costs)
+    return Bench(plant, data_dir, results, restart, phases, frontier, site, plans,
+                 robustness, costs)
 
 
 # --- formatting ------------------------------------------------------------------------
@@ -445,6 +447,14 @@ def render_text(b: Bench) -> str:
         [*b.presets, b.restart])))
     parts.append(f"1/3-phase switching ({b.plant} plant; the days × {PHASE_SCALE:g} in power, "
                  "3 × 230 V, 6–16 A)\n" + _text_table(*_phase_rows(b.phases)))
+    n_days = b.presets[0].n_days
+    parts.append(f"Site: two cars ({b.plant} plant; the days × "
+                 f"{bench_site.TWO_CAR_SCALE:g} in power, two 6–16 A chargers at 230 V, "
+                 "balanced; car a has the higher priority)\n"
+                 + _text_table(*bench_site.two_car_rows(b.site.two_cars, n_days)))
+    parts.append(f"Site: home battery ({b.plant} plant; 10 kWh, 5 kW, 90 % round trip, 50 % "
+                 "at dawn; balanced)\n"
+                 + _text_table(*bench_site.battery_rows(b.site.battery, n_days)))
     if b.plans:
         parts.append(f"Departure plan ({_plan_label()})\n" + _text_table(*_plan_rows(b.plans)))
     if b.robustness:
@@ -475,6 +485,21 @@ def render_markdown(b: Bench, plot_name: str | None) -> str:
             "surplus cannot carry the three-phase minimum. A switch under load is a relay "
             "cycle and counts as a start in the guard's budget.", "",
             _md_table(*_phase_rows(b.phases)), ""]
+    n_days = b.presets[0].n_days
+    out += ["## The site: two cars", "",
+            f"The same days × {bench_site.TWO_CAR_SCALE:g} in power, two single-phase 6–16 A "
+            "chargers (230 V) running the balanced preset; car a has the higher priority. "
+            "`each alone` is what two chargers did before the site step, each seeing the "
+            "whole surplus (a meter that does not see them). Capture and grid share of the "
+            "cars together; starts of both.", "",
+            _md_table(*bench_site.two_car_rows(b.site.two_cars, n_days)), "",
+            "## The site: home battery", "",
+            "The same days, the benchmark's charger running the balanced preset, and a home "
+            "battery (`divert.sim.site.BatteryModel`: 10 kWh, 5 kW both ways, 90 % round "
+            "trip, 50 % at the start of each day, self-consumption) in each `[site] battery` "
+            "mode. Capture counts the car's energy straight from the sun; the battery's part "
+            "is what it gives beyond the house's shortfall.", "",
+            _md_table(*bench_site.battery_rows(b.site.battery, n_days)), ""]
     for r in [*b.presets, b.restart]:
         out += [f"## {r.label}", "", r.description, "", _md_table(*_preset_rows(r)), ""]
     if b.plans:
@@ -569,13 +594,3 @@ def cmd_bench(args: argparse.Namespace) -> int:
             return 1
         print(f"written to {out}/{args.plant}.md")
     return 0
-
-
-def register(sub: Any) -> None:
-    p = sub.add_parser("bench", help="score every preset and OpenEVSE's divert on a folder of "
-                       "days")
-    p.add_argument("--data", type=Path, help="folder of traces (default: the OpenEVSE test "
-                   "days in ../shared/data/openevse)")
-    p.add_argument("--plant", choices=("ideal", "realistic"), default="ideal")
-    p.add_argument("--out", type=Path, help="write <plant>.md and <plant>.png here")
-    p.set_defaults(func=cmd_bench)

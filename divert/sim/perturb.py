@@ -29,12 +29,7 @@ RUN_MINUTES = (2.0, 60.0)  # … for this long (log-uniform)
 
 def scaled(traces: Iterable[trace.Trace], factor: float) -> list[trace.Trace]:
     """The same days with every power × `factor` (a larger array and house), nominal voltage."""
-    out = []
-    for t in traces:
-        grid = None if t.grid_w is None else t.grid_w * factor
-        out.append(trace.Trace(t.name, t.time_s, t.solar_w * factor, t.load_w * factor,
-                               np.full(len(t), math.nan), grid))
-    return out
+    return [t.scaled(factor) for t in traces]
 
 
 def shifted(traces: Iterable[trace.Trace], hours: float) -> list[trace.Trace]:

@@ -150,32 +150,51 @@ def run_realistic(trace: Trace, controller: Controller,
     metered = trace.grid_w is not None
     delay = round(p.meter_delay_s)
     tick = max(1, round(p.tick_s))
-    ramp_a = p.ev_ramp_a_per_s
-    decision = Decision(False, 0.0, 0.0, controller.phases, "", Reason.NO_DATA)
-    target_a, target_from_s, drawing_a, started_s = 0.0, 0.0, 0.0, -math.inf
+    car = Car(p, controller.phases)
     for i in range(n):
         now_s = times[i]
         if i % tick == 0:
             j = max(0, i - delay)
             plans.apply(controller, now_s)
-            new = controller.step(_inputs(now_s, solar[j], load[j], ev_w[j], metered))
-            if new.charging and not decision.charging:
-                started_s = now_s
-            if new.current_a != decision.current_a:
-                target_a, target_from_s = new.current_a, now_s + p.ev_delay_s
-            decision = new
-        if not decision.charging:
-            drawing_a = 0.0
-        elif now_s >= started_s + p.ev_start_delay_s and now_s >= target_from_s:
-            drawing_a = min(target_a, drawing_a + ramp_a) if drawing_a < target_a \
-                else max(target_a, drawing_a - ramp_a)
-        ev_w[i] = drawing_a * volts[i] * decision.phases
+            car.command(now_s, controller.step(_inputs(now_s, solar[j], load[j], ev_w[j],
+                                                       metered)))
+        decision = car.decision
+        ev_w[i] = car.draw_a(now_s) * volts[i] * decision.phases
         setpoint_a[i], charging[i] = decision.current_a, decision.charging
         phases[i], reasons[i] = decision.phases, decision.reason
     dt_s = np.diff(t, prepend=t[:1])
     return Steps(t, dt_s, solar_w, load_w, np.maximum(0.0, solar_w - load_w), np.asarray(ev_w),
                  np.asarray(setpoint_a), np.asarray(charging, dtype=bool), reasons,
                  np.asarray(phases, dtype=np.int_))
+
+
+class Car:
+    """One car of the realistic plant: it follows a new current after `ev_delay_s` at
+    `ev_ramp_a_per_s` and draws nothing for `ev_start_delay_s` after a start. Plain floats:
+    it runs every simulated second."""
+
+    def __init__(self, p: RealisticParams, phases: int) -> None:
+        self.p = p
+        self.decision = Decision(False, 0.0, 0.0, phases, "", Reason.NO_DATA)
+        self.target_a = self.target_from_s = self.drawing_a = 0.0
+        self.started_s = -math.inf
+
+    def command(self, now_s: float, new: Decision) -> None:
+        if new.charging and not self.decision.charging:
+            self.started_s = now_s
+        if new.current_a != self.decision.current_a:
+            self.target_a, self.target_from_s = new.current_a, now_s + self.p.ev_delay_s
+        self.decision = new
+
+    def draw_a(self, now_s: float) -> float:
+        if not self.decision.charging:
+            self.drawing_a = 0.0
+        elif now_s >= self.started_s + self.p.ev_start_delay_s and now_s >= self.target_from_s:
+            ramp_a = self.p.ev_ramp_a_per_s
+            self.drawing_a = (min(self.target_a, self.drawing_a + ramp_a)
+                              if self.drawing_a < self.target_a
+                              else max(self.target_a, self.drawing_a - ramp_a))
+        return self.drawing_a
 
 
 def run(trace: Trace, make_controller: Callable[[], Controller],

@@ -21,6 +21,9 @@ Format = Literal["auto", "native", "openevse"]
 FloatArray = npt.NDArray[np.float64]
 
 
+BATTERY_COLUMNS = ("battery_w", "battery_soc_pct")  # optional in native traces
+
+
 class TraceError(ValueError):
     """A trace file that cannot be read."""
 
@@ -30,7 +33,9 @@ class Trace:
     """One day (or any span) of readings.
 
     `grid_w` (+ import/− export, excluding any EV) is present for traces recorded at a grid
-    meter; then `load_w = solar_w + grid_w`. `voltage_v` is NaN where not measured.
+    meter; then `load_w = solar_w + grid_w`. `voltage_v` is NaN where not measured. A home
+    battery, if recorded: `battery_w` (+ charging / − discharging, inside `load_w`: the site's
+    load without the EV) and `battery_soc_pct`, NaN where not recorded.
     """
 
     name: str
@@ -39,6 +44,8 @@ class Trace:
     load_w: FloatArray
     voltage_v: FloatArray
     grid_w: FloatArray | None = None
+    battery_w: FloatArray | None = None
+    battery_soc_pct: FloatArray | None = None
 
     @property
     def surplus_w(self) -> FloatArray:
@@ -53,6 +60,13 @@ class Trace:
 
     def __len__(self) -> int:
         return len(self.time_s)
+
+    def scaled(self, factor: float) -> Trace:
+        """The same day with every power × `factor` (a larger array and house), nominal
+        voltage, no battery."""
+        return Trace(self.name, self.time_s, self.solar_w * factor, self.load_w * factor,
+                     np.full(len(self), math.nan),
+                     None if self.grid_w is None else self.grid_w * factor)
 
 
 def _number(cell: str) -> float | None:
@@ -125,7 +139,9 @@ def _native(name: str, rows: list[list[str]]) -> Trace:
         raise TraceError(f"{name}: a native trace needs exactly one of load_w and grid_w")
     idx = {h: header.index(h) for h in header}
     other = "grid_w" if "grid_w" in idx else "load_w"
-    out: dict[str, list[float]] = {"time": [], "solar_w": [], other: [], "voltage_v": []}
+    optional = [h for h in ("voltage_v", *BATTERY_COLUMNS) if h == "voltage_v" or h in idx]
+    out: dict[str, list[float]] = {"time": [], "solar_w": [], other: [],
+                                   **{h: [] for h in optional}}
     for row in rows[1:]:
         cells = {k: row[i] if i < len(row) else "" for k, i in idx.items()}
         t = _time(cells["time"])
@@ -133,21 +149,23 @@ def _native(name: str, rows: list[list[str]]) -> Trace:
         second = _number(cells[other])
         if t is None or solar is None or second is None:
             continue  # an empty cell skips the row
-        volts = _number(cells.get("voltage_v", ""))
         out["time"].append(t)
         out["solar_w"].append(solar)
         out[other].append(second)
-        out["voltage_v"].append(math.nan if volts is None else volts)
+        for h in optional:
+            value = _number(cells.get(h, ""))
+            out[h].append(math.nan if value is None else value)
     if not out["time"]:
         raise TraceError(f"{name}: no readable rows")
     time_s, solar_w = np.asarray(out["time"]), np.asarray(out["solar_w"])
     if np.any(np.diff(time_s) < 0):
         raise TraceError(f"{name}: times must not go backwards")
     volts_v = np.asarray(out["voltage_v"])
+    battery = [np.asarray(out[h]) if h in out else None for h in BATTERY_COLUMNS]
     if other == "grid_w":
         grid_w = np.asarray(out["grid_w"])
-        return Trace(name, time_s, solar_w, solar_w + grid_w, volts_v, grid_w)
-    return Trace(name, time_s, solar_w, np.asarray(out["load_w"]), volts_v)
+        return Trace(name, time_s, solar_w, solar_w + grid_w, volts_v, grid_w, *battery)
+    return Trace(name, time_s, solar_w, np.asarray(out["load_w"]), volts_v, None, *battery)
 
 
 def parse(text: str, name: str, fmt: Format = "auto") -> Trace:
@@ -177,34 +195,30 @@ NIGHT_ROW_S = 300.0  # the night between chained days: a row of nothing every 5 
 def chain(traces: list[Trace]) -> Trace:
     """Several traces as one, each moved to the day after the previous one ends (the time
     of day kept): a multi-day run from single days. The night between two is filled with
-    rows of no sun and no house load; mixed metering becomes solar and load."""
+    rows of no sun and no house load; mixed metering becomes solar and load, and a home
+    battery is kept only if every trace has one."""
     if len(traces) == 1:
         return traces[0]
-    times: list[FloatArray] = []
-    solar: list[FloatArray] = []
-    load: list[FloatArray] = []
-    volts: list[FloatArray] = []
-    grid: list[FloatArray | None] = []
+    parts: list[tuple[FloatArray, ...]] = []  # time, solar, load, voltage, grid, battery, soc
     next_day = None
     for t in traces:
         first_day = math.floor(t.time_s[0] / 86400.0)
         shift_s = 0.0 if next_day is None else (next_day - first_day) * 86400.0
-        if times:
-            night = np.arange(times[-1][-1] + NIGHT_ROW_S, t.time_s[0] + shift_s, NIGHT_ROW_S)
-            zeros = np.zeros(len(night))
-            times.append(night)
-            solar.append(zeros)
-            load.append(zeros)
-            volts.append(np.full(len(night), math.nan))
-            grid.append(zeros)
-        times.append(t.time_s + shift_s)
-        solar.append(t.solar_w)
-        load.append(t.load_w)
-        volts.append(t.voltage_v)
-        grid.append(t.grid_w)
-        next_day = math.floor(times[-1][-1] / 86400.0) + 1
-    metered = all(g is not None for g in grid)
-    name = "+".join(t.name for t in traces)
-    return Trace(name, np.concatenate(times), np.concatenate(solar), np.concatenate(load),
-                 np.concatenate(volts),
-                 np.concatenate([g for g in grid if g is not None]) if metered else None)
+        if parts:
+            night = np.arange(parts[-1][0][-1] + NIGHT_ROW_S, t.time_s[0] + shift_s,
+                              NIGHT_ROW_S)
+            zeros, nan = np.zeros(len(night)), np.full(len(night), math.nan)
+            parts.append((night, zeros, zeros, nan, zeros, zeros, nan))
+        nan = np.full(len(t), math.nan)
+        parts.append((t.time_s + shift_s, t.solar_w, t.load_w, t.voltage_v,
+                      nan if t.grid_w is None else t.grid_w,
+                      nan if t.battery_w is None else t.battery_w,
+                      nan if t.battery_soc_pct is None else t.battery_soc_pct))
+        next_day = math.floor(parts[-1][0][-1] / 86400.0) + 1
+    columns = [np.concatenate([p[i] for p in parts]) for i in range(7)]
+    metered = all(t.grid_w is not None for t in traces)
+    battery = all(t.battery_w is not None for t in traces)
+    time_s, solar_w, load_w, voltage_v, grid_w, battery_w, soc_pct = columns
+    return Trace("+".join(t.name for t in traces), time_s, solar_w, load_w, voltage_v,
+                 grid_w if metered else None, battery_w if battery else None,
+                 soc_pct if battery else None)

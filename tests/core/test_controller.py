@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from divert.core.capabilities import Capabilities, ControlKind
@@ -31,6 +33,12 @@ class Follow:
         return Desire(False, current_a, f"waiting: surplus {obs.surplus_w:.0f} W < "
                       f"{min_w + 200:.0f} W needed for {obs.caps.min_current_a:g} A",
                       Reason.WAITING)
+
+    def to_state(self) -> dict[str, Any]:
+        return {}  # no memory
+
+    def restore(self, state: dict[str, Any]) -> None:
+        pass
 
 
 def _controller(caps: Capabilities = CAPS, limits: RelayLimits = FREE,

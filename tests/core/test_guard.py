@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from divert.core.capabilities import Capabilities, ControlKind
 from divert.core.controller import Controller, Inputs
-from divert.core.guard import DAY_S, HOUR_S, Hold, RelayGuard, RelayLimits
+from divert.core.guard import DAY_S, HOUR_S, Hold, RelayGuard, RelayLimits, rebase
 from divert.core.modes import Mode
 from divert.core.reasons import Reason
 from divert.policies.presets import load_preset
@@ -47,6 +47,31 @@ def test_state_round_trip_keeps_the_budget() -> None:
     assert restored.on and restored.why_no_stop(101) is None
     restored.stop(101)
     assert str(restored.why_no_start(102)) == "1 starts in the last hour, limit 1"
+
+
+def test_facts_are_recorded_whatever_the_limits_say() -> None:
+    limits = RelayLimits(min_on_s=300, min_off_s=300, max_starts_per_hour=1,
+                         max_starts_per_day=1)
+    g = RelayGuard(limits)
+    g.adopt(10)  # found charging: a start now, though no start would be allowed
+    assert g.on and g.last_start_s == 10 and g.starts_within(10, HOUR_S) == 1
+    assert str(g.why_no_stop(20)) == "minimum on-time, 5 min left"
+    g.opened(20)  # the shutdown pause: the relay opened, the minimum off-time runs
+    assert not g.on and str(g.why_no_start(30)) == "minimum off-time, 5 min left"
+
+
+def test_rebase_moves_every_time_and_takes_the_future_as_now() -> None:
+    g = RelayGuard(RelayLimits(min_on_s=0, min_off_s=0, min_phase_switch_s=0))
+    g.start(100)
+    g.switch(200)
+    on_wall, moved = rebase(g.to_state(), 1e9)
+    assert moved == 0 and on_wall["starts_s"] == [1e9 + 100, 1e9 + 200]
+    assert on_wall["changed_s"] == on_wall["switched_s"] == 1e9 + 200
+    # Loaded where the clock reads 150: the times after it count as 150, and are counted.
+    back, moved = rebase(on_wall, -1e9, latest_s=150)
+    assert moved == 4
+    assert back["starts_s"] == [100, 150] and back["switch_starts_s"] == [150]
+    assert back["changed_s"] == back["switched_s"] == 150
 
 
 feeds = st.lists(st.tuples(st.floats(1, 120), st.one_of(st.none(), st.floats(-3000, 9000)),

@@ -38,9 +38,9 @@ def _sent(charger: SimulatedCharger, since: int = 0) -> list[tuple[str, float]]:
 def test_only_changes_are_sent_and_reassert_sends_all() -> None:
     charger, clock = _charger(), Clock()
     act = Actuator(charger, charger.connect(), reassert_s=60.0, clock=clock)
-    assert act.apply(OFF)
+    assert act.apply(OFF).ok
     assert _sent(charger) == [("enable", 0.0)]  # the first decision: a known state
-    assert act.apply(OFF)
+    assert act.apply(OFF).ok
     assert _sent(charger, 1) == []
     act.apply(_on(10))
     assert _sent(charger, 1) == [("current", 10.0), ("enable", 1.0)]  # setpoint first
@@ -84,11 +84,11 @@ def test_a_failed_command_is_counted_and_everything_resent() -> None:
                    clock=Clock())
     act.apply(_on(10))
     charger.down = True
-    assert not act.apply(_on(11))
+    assert not act.apply(_on(11)).ok
     assert errors == ["setpoint"]
     charger.down = False
     n = len(charger.commands)
-    assert act.apply(_on(11))
+    assert act.apply(_on(11)).ok
     assert _sent(charger, n) == [("current", 11.0), ("enable", 1.0)]
 
 

@@ -10,6 +10,9 @@ import pytest
 
 from divert.config import ConfigError, load
 from divert.core.modes import Mode
+from divert.core.site import Sharing, SiteRules
+from divert.core.surplus import BatteryMode, BatteryRule
+from divert.netconf import FeedConfig
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -65,6 +68,77 @@ def test_bad_environment_value_is_a_config_error(tmp_path: Path,
     monkeypatch.setenv("DIVERT_MQTT__PORT", "99999")
     with pytest.raises(ConfigError, match=r"mqtt.port: "):
         load(path)
+
+
+SITE_FEEDS = ("[feeds.grid]\ntopic='g'\n[feeds.grid_l1]\ntopic='l1'\n[feeds.grid_l2]\ntopic='l2'\n"
+              "[feeds.grid_l3]\ntopic='l3'\n[feeds.battery]\ntopic='b'\nsoc_topic='soc'\n")
+TWO = "[[chargers]]\nname='a'\ntype='simulated'\n[[chargers]]\nname='b'\ntype='simulated'\n"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[site]\nmax_import_w=6000\n", "site.max_import_w needs [feeds.grid]"),
+    ("[feeds.grid]\ntopic='g'\n[site]\nmax_phase_current_a=25\n",
+     "site.max_phase_current_a needs [feeds.grid_l1], [feeds.grid_l2] and [feeds.grid_l3]"),
+    ("[site]\nbattery='ev-first'\n", "site.battery = 'ev-first' needs [feeds.battery]"),
+    ("[feeds.battery]\ntopic='b'\n[site]\nbattery='buffer'\nbuffer_soc_pct=40\n",
+     "site.battery = 'buffer' needs site.buffer_soc_pct and feeds.battery.soc_topic"),
+    ("[feeds.battery]\ntopic='b'\nfirst_below_soc_pct=50\n[site]\n"
+     "battery_first_below_soc_pct=60\n", "not both"),
+    ("[feeds.ev_power]\ntopic='m'\n[[chargers]]\nname='a'\ntype='simulated'\n"
+     "[chargers.ev_power]\ntopic='n'\n", "charger a has two meters"),
+    ("[site]\nsharing='round-robin'\n", "site.sharing: Input should be 'priority' or 'fair'"),
+    (TWO.replace("name='b'", "name='b'\nline=4"), "chargers[1].line: Input should be 1, 2 or 3"),
+])
+def test_site_keys_need_their_feeds(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load(path)
+    assert message in str(exc.value)
+
+
+def test_a_site_of_two_chargers_a_fuse_and_a_battery(tmp_path: Path) -> None:
+    path = tmp_path / "site.toml"
+    path.write_text(SITE_FEEDS + "[site]\nsharing='fair'\nmax_import_w=11000\n"
+                    "max_phase_current_a=25\nbattery='buffer'\nbuffer_soc_pct=40\n"
+                    + TWO.replace("name='b'", "name='b'\npriority=2\nline=3")
+                    + "[chargers.ev_power]\ntopic='meter/b'\nscale=1000\n")
+    s = load(path)
+    assert [(m.name, m.priority, m.line) for m in s.members()] == [("a", 0, 1), ("b", 2, 3)]
+    assert s.site_rules() == SiteRules(Sharing.FAIR, 11000, 25)
+    assert s.battery_rule() == BatteryRule(BatteryMode.BUFFER, 100, 40)
+    assert s.ev_meters() == {"b": FeedConfig(topic="meter/b", scale=1000)}
+    assert s.warnings() == []
+
+
+def test_the_old_keys_keep_working(tmp_path: Path) -> None:
+    path = tmp_path / "old.toml"
+    path.write_text("[feeds.battery]\ntopic='b'\nfirst_below_soc_pct=50\n"
+                    "[feeds.ev_power]\ntopic='m'\n" + TWO)
+    s = load(path)
+    assert s.battery_rule() == BatteryRule(BatteryMode.BATTERY_FIRST, 50)
+    assert s.ev_meters() == {"a": FeedConfig(topic="m")}
+    proc = _check(path)  # valid, with a word on the meter that measures one of two chargers
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == (f"{path}: warning: feeds.ev_power is deprecated with several "
+                           "chargers: it measures the first one (a) only; give each charger "
+                           "its own [chargers.ev_power]\n")
+    path.write_text("[feeds.ev_power]\ntopic='m'\n" + TWO.split("[[chargers]]\nname='b'")[0])
+    assert _check(path).stderr == ""  # one charger: its meter, no warning
+    assert load(path).battery_rule() == BatteryRule()
+
+
+def test_the_readmes_worked_example_is_valid(tmp_path: Path) -> None:
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("A worked example:", 1)[1].split("```toml\n", 1)[1].split("```")[0]
+    path = tmp_path / "example.toml"
+    path.write_text(block)
+    s = load(path)
+    assert [(m.name, m.priority, m.line) for m in s.members()] == [("garage", 1, 1),
+                                                                   ("carport", 0, 2)]
+    assert s.site_rules() == SiteRules(Sharing.PRIORITY, 11000, 25)
+    assert s.battery_rule() == BatteryRule(BatteryMode.BUFFER, 100, 40)
+    assert list(s.ev_meters()) == ["carport"]
 
 
 @pytest.mark.parametrize(("text", "message"), [

@@ -127,7 +127,8 @@ def test_a_refusing_broker_is_logged_and_retried(secure_broker: SecureBroker, tm
         mqtt = {**mqtt, "ca_file": secure_broker.pki / "ca.crt"}
     broker = Broker(secure_broker.host, secure_broker.password_port, Path())
     daemon = Daemon(settings(tmp_path, broker, mqtt={
-        "host": broker.host, "port": broker.port, "keepalive_s": 5, **mqtt}))
+        "host": broker.host, "port": broker.port, "keepalive_s": 5, **mqtt},
+        feeds={"grid": {"topic": "home/grid", "max_age_s": 0.5}}))
     with caplog.at_level(logging.WARNING, logger="divert.daemon.mqtt"):
         daemon.start()
         try:

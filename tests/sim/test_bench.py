@@ -32,7 +32,12 @@ def test_bench_prints_and_writes_every_table(one_day: Path, tmp_path: Path,
     assert "Totals (ideal plant)" in text
     assert "1/3-phase switching (ideal plant; the days × 3 in power" in text
     assert "total (1 day)" in text
+    site = text.split("Site: two cars (ideal plant", 1)[1]
+    for row in ("each alone (before)", "priority", "fair", "Site: home battery", "no battery",
+                "ev-first", "battery-first below 50 %", "buffer above 40 %"):
+        assert f"\n{row} " in site
     md = (out / "ideal.md").read_text()
+    assert "## The site: two cars" in md and "## The site: home battery" in md
     assert md.startswith("# Benchmark, ideal plant")
     assert "| balanced |" in md and "| openevse-default |" in md
     assert "![capture against grid share](ideal.png)" in md

@@ -109,8 +109,8 @@ def test_simulate_config_uses_the_drivers_control_kind(tmp_path: Path, entry: st
     config.write_text(f'[[chargers]]\nname = "car"\n{entry}\n')
     proc = _run("simulate", "--config", str(config), "--json", "--out", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["control"] == control
-    with (tmp_path / "steps.csv").open() as f:
+    assert json.loads(proc.stdout)["chargers"]["car"]["control"] == control
+    with (tmp_path / "steps-car.csv").open() as f:
         rows = [(float(r["setpoint_a"]), r["charging"] == "1") for r in csv.DictReader(f)]
     charging = [a for a, on in rows if on]
     assert charging, "the sample day charges"

@@ -2,7 +2,7 @@
 
 Grid values go through a real mosquitto; the daemon builds the driver from `[[chargers]]`,
 connects, and drives the emulator. After an emulated reboot (the volatile current is lost)
-the periodic re-assert gives the charger its setpoint back.
+the charger gets its setpoint back at once.
 """
 
 from __future__ import annotations
@@ -62,21 +62,21 @@ def test_daemon_controls_the_emulator(transport: str, make_rig: RigFactory, brok
     daemon.start()
     try:
         assert isinstance(daemon.chargers[name], OpenEVSECharger)
-        # The first cycle asserts a known state: paused, since no surplus is known yet.
-        wait_for(lambda: c.state == EvseState.SLEEPING, what="the first pause")
+        # Found charging at 16 A: adopted, not paused; no command before a first feed value.
+        wait_for(lambda: daemon.readings.get(name), what="a first reading")
+        assert _controls(c) == []
         # 3000 W export: 13 A at 230 V, the current before the enable.
-        publisher.until(grid, "-3000", lambda: c.state == EvseState.CHARGING, what="a start")
-        assert c.current_a == 13
+        publisher.until(grid, "-3000", lambda: c.current_a == 13, what="13 A")
         sent = _controls(c)
-        assert sent.index("SC 13 V") < sent.index("FE")
-        reading = wait_for(lambda: (r := daemon.readings.get(name)) and r.charging and r,
-                           what="a reading while charging")
-        assert reading.current_a == 13 and reading.power_w == pytest.approx(13 * 230)
+        assert sent.index("SC 13 V") < sent.index("FE") and "FS" not in sent
+        reading = wait_for(lambda: (r := daemon.readings.get(name)) and r.current_a == 13 and r,
+                           what="a reading at 13 A (reads are paced: one a second)")
+        assert reading.charging and reading.power_w == pytest.approx(13 * 230)
         # 1990 W: 8 A.
         publisher.until(grid, "-1990", lambda: c.current_a == 8, what="8 A")
         assert daemon.last_decisions[name].current_a == 8
-        # A reboot forgets the volatile 8 A and comes back at the EEPROM's 16 A; the
-        # re-assert (every second here) sets 8 A again without any new grid value.
+        # A reboot forgets the volatile 8 A and comes back at the EEPROM's 16 A; 8 A is
+        # set again without any new grid value.
         c.reboot()
         assert c.current_a == 16
         wait_for(lambda: c.current_a == 8, what="the setpoint re-asserted after the reboot")
@@ -99,8 +99,7 @@ def test_daemon_keeps_running_while_the_charger_is_silent(make_rig: RigFactory,
     daemon, grid = _daemon(rig.config_entry, broker, tmp_path)
     daemon.start()
     try:
-        wait_for(lambda: c.state == EvseState.SLEEPING, what="the first pause")
-        publisher.until(grid, "-3000", lambda: c.state == EvseState.CHARGING, what="a start")
+        publisher.until(grid, "-3000", lambda: c.current_a == 13, what="13 A")
         c.drop_next(1000)  # the controller stops answering
         errors = daemon.metrics.command_errors
         wait_for(lambda: any(s.value >= 2 for s in errors.collect()[0].samples

@@ -146,7 +146,7 @@ def test_a_forecast_reaches_the_predictive_policy(tmp_path: Path, mosquitto: Any
         assert wait_for(fed, what="the forecast") == [(float(int(now)), 2000.0),
                                                       (float(int(now + 3600)), 500.0)]
         # A controller made anew at connect gets it too.
-        publisher.until("home/grid", "-3000", lambda: "garage" in daemon.actuators)
+        publisher.until("home/grid", "-3000", lambda: daemon.readings.get("garage"))
         assert fed()
     finally:
         daemon.stop()

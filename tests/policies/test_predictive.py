@@ -105,8 +105,8 @@ def test_without_history_a_location_gives_the_shape(openevse_data: Path) -> None
 
 
 @pytest.mark.parametrize(("name", "capture", "share", "starts"), [
-    ("day2", 86.27, 1.49, 1), ("day1", 65.59, 6.00, 3), ("almostperfect", 84.20, 0.93, 2),
-    ("Energy_and_Power_Day_2020-03-31", 82.08, 0.58, 2)])
+    ("day2", 85.38, 1.23, 1), ("day1", 55.13, 6.17, 3), ("almostperfect", 83.85, 0.85, 2),
+    ("Energy_and_Power_Day_2020-03-31", 83.07, 0.89, 2)])
 def test_the_preset_on_public_days(openevse_data: Path, name: str, capture: float,
                                    share: float, starts: int) -> None:
     tr = trace.load(openevse_data / f"{name}.csv")
@@ -137,8 +137,7 @@ def test_what_it_learned_survives_a_restart(openevse_data: Path) -> None:
     saved = json.loads(json.dumps(learned.to_state()))
     fresh = PredictivePolicy(PredictiveParams(**preset.params))
     fresh.restore(saved)
-    assert fresh.forecaster.envelope.to_state() == learned.forecaster.envelope.to_state()
-    assert fresh.forecaster.site_counts == learned.forecaster.site_counts
+    assert fresh.to_state() == saved  # the envelope and the spell counts, as saved
     assert fresh.forecaster.envelope.days == 1  # day3 merged, day1 still today
     fresh.restore({"forecast": {"envelope": {"level_w": [1, "x"]}, "spells": "no"}})
     assert fresh.forecaster.envelope.days == 1  # unusable state is ignored

@@ -10,9 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from daemon_support import Listener, Publisher, settings, wait_for
+from daemon_support import Listener, Publisher, settings, simulated, wait_for
 
-from chargers.simulated import SimulatedCharger
 from divert.daemon.service import Daemon
 from divert.policies.predictive import PredictivePolicy
 
@@ -22,12 +21,6 @@ def _in_minutes(minutes: float) -> str:
     return (datetime.now(UTC) + timedelta(minutes=minutes)).strftime("%H:%M")
 
 
-def _sim(daemon: Daemon) -> SimulatedCharger:
-    charger = daemon.chargers["garage"]
-    assert isinstance(charger, SimulatedCharger)
-    return charger
-
-
 def test_a_plan_from_the_config_charges_from_the_grid_when_it_must(
         tmp_path: Path, mosquitto: Any, publisher: Publisher) -> None:
     """5 kWh in 40 min takes 16 A (3.7 kW) for 82 min: full power at once, no surplus."""
@@ -35,7 +28,7 @@ def test_a_plan_from_the_config_charges_from_the_grid_when_it_must(
                              plan=[{"energy_kwh": 5, "by": _in_minutes(40)}]))
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         publisher.until("home/grid", "500", lambda: sim.enabled and sim.current_a == 16,
                         what="full power for the plan")
         decision = daemon.last_decisions["garage"]
@@ -52,7 +45,7 @@ def test_plan_set_sets_refuses_and_cancels(tmp_path: Path, mosquitto: Any,
     daemon.start()
     errors = Listener(mosquitto, "divert/garage/error")
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         publisher.until("home/grid", "500", lambda: daemon.last_decisions.get("garage"))
         assert not sim.enabled  # importing: nothing to charge from
         for payload, message in (("20 kWh", "a plan is a JSON object like"),
@@ -94,7 +87,7 @@ def test_a_commanded_plan_survives_a_restart(tmp_path: Path, mosquitto: Any,
     again = Daemon(settings(tmp_path, mosquitto))
     again.start()
     try:
-        sim = _sim(again)
+        sim = simulated(again)
         publisher.until("home/grid", "500", lambda: sim.enabled and sim.current_a == 16,
                         what="the plan after the restart")
     finally:
@@ -109,7 +102,7 @@ def test_the_cars_state_of_charge_drives_a_soc_plan(tmp_path: Path, mosquitto: A
     daemon = Daemon(settings(tmp_path, mosquitto, feeds=feeds, plan=plan))
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         publisher.until("home/grid", "500", lambda: daemon.last_decisions.get("garage"))
         assert "plan: no state of charge from the car yet (target 80 % by" in \
             daemon.last_decisions["garage"].reason

@@ -56,13 +56,12 @@ class BatteryFeedConfig(FeedConfig):
 
 
 class ForecastFeedConfig(_Section):
-    """A solar forecast: W at future times (JSON; see divert.policies.forecast.parse_feed).
-    Used by the predictive policy while no older than `max_age_s`."""
+    """A solar forecast: W at future times (JSON; divert.policies.forecast.feed_points).
+    The predictive policy uses it while it covers now and is at most 6 h old."""
 
     topic: str = Field(min_length=1)
     json_path: str | None = None  # where the points are in the payload; omit: the top level
     scale: float = 1.0  # multiply the values: 1000 for kW
-    max_age_s: float = Field(6 * 3600.0, gt=0)
 
 
 class FeedsConfig(_Section):

@@ -1,6 +1,7 @@
 """Tune one of divert's presets on a folder of days: a maintenance tool, not part of divert.
 
     .venv/bin/python bench/tune_presets.py balanced [--data DIR] [--cma 30] [--rounds 3]
+    .venv/bin/python bench/tune_presets.py predictive --rounds 4
 
 Starts from policies/<preset>.toml and maximises the total capture on the ideal plant while
 the grid share, the mean starts per day and the worst day stay inside the preset's bars
@@ -9,8 +10,8 @@ the grid share, the mean starts per day and the worst day stay inside the preset
 An evaluation runs the real controller over every day (about 0.15 s for the 12 OpenEVSE
 days), so a run takes a few minutes on one core. It prints the best parameters as TOML to
 paste into the preset by hand (keep the comments), and how the result carries over to the
-same days scaled ×0.8 and ×1.25 against the OpenEVSE twin: a guard against parameters that
-fit these days by luck.
+same days scaled ×0.8 and ×1.25 against the OpenEVSE twin (balanced for predictive): a
+guard against parameters that fit these days by luck.
 """
 
 from __future__ import annotations
@@ -25,17 +26,16 @@ import numpy as np
 
 from divert.core.guard import RelayLimits
 from divert.policies.presets import Preset, load_preset
-from divert.policies.surplus import SurplusParams
-from divert.sim import bench, trace
+from divert.sim import bench, perturb, trace
 
-# preset: (capture % at least, grid share % at most, starts per day mean at most)
-BARS = {"solar-only": (74.0, 0.6, 2.0), "balanced": (81.0, 1.5, 2.0),
-        "max-solar": (93.0, 8.7, 2.0)}
+# preset: (capture % at least, grid share % at most, starts per day mean at most, worst day)
+BARS = {"solar-only": (74.0, 0.6, 2.0, 4), "balanced": (81.0, 1.5, 2.0, 4),
+        "max-solar": (93.0, 8.7, 2.0, 4), "predictive": (83.0, 1.5, 2.0, 3)}
 SHARE_MARGIN_PCT = 0.08  # aim this far inside the grid-share bar
 STARTS_MARGIN = 2  # and this many starts over all days inside the mean-starts bar
 
-# name: (low, high, log scale?) — the search box of every tunable parameter.
-SPACE: dict[str, tuple[float, float, bool]] = {
+# name: (low, high, log scale?) — the search box of every tunable parameter, per policy kind.
+SURPLUS_SPACE: dict[str, tuple[float, float, bool]] = {
     "import_weight": (0.3, 30.0, True), "round_up_above": (0.3, 1.0, False),
     "level_tau_s": (5.0, 900.0, True), "slow_tau_s": (60.0, 7200.0, True),
     "trend_gain": (0.0, 5.0, False), "start_margin_w": (-500.0, 1000.0, False),
@@ -46,6 +46,12 @@ SPACE: dict[str, tuple[float, float, bool]] = {
     "sun_floor_frac": (0.0, 1.5, False), "min_on_s": (120.0, 1800.0, True),
     "min_off_s": (120.0, 1800.0, True),
 }
+PREDICTIVE_SPACE: dict[str, tuple[float, float, bool]] = {
+    "import_weight": (2.0, 10.0, True), "start_cost_wh": (20.0, 600.0, True),
+    "horizon_s": (900.0, 5400.0, True), "memory_s": (1800.0, 10800.0, True),
+    "min_on_s": (60.0, 1800.0, True), "min_off_s": (60.0, 1800.0, True),
+}
+SPACES = {"surplus": SURPLUS_SPACE, "predictive": PREDICTIVE_SPACE}
 RELAY_KEYS = {f.name for f in fields(RelayLimits)}
 
 
@@ -62,10 +68,13 @@ class Outcome:
 
 
 class Tuner:
-    def __init__(self, name: str, days: list[trace.Trace]) -> None:
-        self.name = name
+    def __init__(self, preset: Preset, days: list[trace.Trace]) -> None:
+        self.name = preset.name
+        self.kind = preset.kind
+        self.base = preset
+        self.space = SPACES[preset.kind]
         self.days = days
-        self.bars = BARS[name]
+        self.bars = BARS[preset.name]
         self.evaluations = 0
 
     def outcome(self, values: dict[str, Any], days: list[trace.Trace] | None = None,
@@ -73,8 +82,8 @@ class Tuner:
         policy = {k: v for k, v in values.items() if k not in RELAY_KEYS}
         relay = {k: v for k, v in values.items() if k in RELAY_KEYS}
         try:
-            SurplusParams(**policy)
-            preset = Preset(self.name, "surplus", policy, RelayLimits(**relay))
+            preset = Preset(self.name, self.kind, policy, RelayLimits(**relay), self.base.phase)
+            preset.make_policy()
         except (TypeError, ValueError):
             return None
         self.evaluations += 1
@@ -87,26 +96,27 @@ class Tuner:
         o = self.outcome(values)
         if o is None:
             return -math.inf, None
-        _, share_pct, starts = self.bars
+        _, share_pct, starts, worst = self.bars
         max_starts = starts - STARTS_MARGIN / len(self.days)
         penalty = (30 * max(0.0, o.grid_share_pct - (share_pct - SHARE_MARGIN_PCT))
                    + 30 * max(0.0, o.starts_per_day - max_starts)
-                   + 5 * max(0, o.worst_day - 4))
+                   + 5 * max(0, o.worst_day - worst))
         return o.capture_pct - penalty, o
 
 
-def _to_unit(values: dict[str, Any]) -> np.ndarray:
+def _to_unit(space: dict[str, tuple[float, float, bool]], values: dict[str, Any]) -> np.ndarray:
     out = []
-    for k, (lo, hi, log) in SPACE.items():
+    for k, (lo, hi, log) in space.items():
         v = float(values[k])
         out.append((math.log(max(v, lo)) - math.log(lo)) / (math.log(hi) - math.log(lo))
                    if log else (v - lo) / (hi - lo))
     return np.clip(np.array(out), 0.0, 1.0)
 
 
-def _from_unit(z: np.ndarray, base: dict[str, Any]) -> dict[str, Any]:
+def _from_unit(space: dict[str, tuple[float, float, bool]], z: np.ndarray,
+               base: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
-    for (k, (lo, hi, log)), u in zip(SPACE.items(), np.clip(z, 0.0, 1.0), strict=True):
+    for (k, (lo, hi, log)), u in zip(space.items(), np.clip(z, 0.0, 1.0), strict=True):
         v = math.exp(math.log(lo) + u * (math.log(hi) - math.log(lo))) if log else \
             lo + u * (hi - lo)
         out[k] = round(v, 3)
@@ -117,7 +127,7 @@ def cma(tuner: Tuner, start: dict[str, Any], generations: int, seed: int = 0,
         sigma: float = 0.1) -> dict[str, Any]:
     """A textbook CMA-ES (rank-μ and rank-one updates, cumulative step size) on [0, 1]^n."""
     rng = np.random.default_rng(seed)
-    n, lam = len(SPACE), 10
+    n, lam = len(tuner.space), 10
     mu = lam // 2
     w = np.log(mu + 0.5) - np.log(np.arange(1, mu + 1))
     w /= w.sum()
@@ -128,7 +138,7 @@ def cma(tuner: Tuner, start: dict[str, Any], generations: int, seed: int = 0,
     c1 = 2 / ((n + 1.3) ** 2 + mueff)
     cmu = min(1 - c1, 2 * (mueff - 2 + 1 / mueff) / ((n + 2) ** 2 + mueff))
     chi_n = math.sqrt(n) * (1 - 1 / (4 * n) + 1 / (21 * n * n))
-    mean, cov = _to_unit(start), np.eye(n)
+    mean, cov = _to_unit(tuner.space, start), np.eye(n)
     ps, pc = np.zeros(n), np.zeros(n)
     best_score, best = tuner.score(start)[0], start
     for g in range(generations):
@@ -137,7 +147,7 @@ def cma(tuner: Tuner, start: dict[str, Any], generations: int, seed: int = 0,
         ys = rng.standard_normal((lam, n)) @ np.diag(d) @ basis.T
         scores = []
         for y in ys:
-            cand = _from_unit(mean + sigma * y, start)
+            cand = _from_unit(tuner.space, mean + sigma * y, start)
             s, _ = tuner.score(cand)
             scores.append(s)
             if s > best_score:
@@ -163,7 +173,7 @@ def polish(tuner: Tuner, values: dict[str, Any], rounds: int) -> dict[str, Any]:
     print(f"start: {outcome} (score {best_score:.2f})", flush=True)
     for _ in range(rounds):
         improved = False
-        for k, (lo, hi, log) in SPACE.items():
+        for k, (lo, hi, log) in tuner.space.items():
             for f in ((0.7, 0.85, 1.18, 1.4) if log else (-0.1, -0.04, 0.04, 0.1)):
                 v = values[k] * f if log else values[k] + f * (hi - lo)
                 cand = {**values, k: round(min(hi, max(lo, v)), 3)}
@@ -190,14 +200,14 @@ def main() -> None:
     preset = load_preset(args.preset)
     values: dict[str, Any] = {**preset.params,
                               **{k: getattr(preset.relay, k) for k in RELAY_KEYS}}
-    tuner = Tuner(args.preset, days)
+    tuner = Tuner(preset, days)
     if args.cma:
         values = cma(tuner, values, args.cma, args.seed)
     values = polish(tuner, values, args.rounds)
     print(f"\n{tuner.evaluations} evaluations. Best: {tuner.outcome(values)}")
-    twin = load_preset(bench.TWINS[args.preset])
+    twin = load_preset({**bench.TWINS, bench.PREDICTIVE: "balanced"}[args.preset])
     for factor in (0.8, 1.25):
-        other = bench.scaled(days, factor)
+        other = perturb.scaled(days, factor)
         mine = tuner.outcome(values, other)
         theirs = bench.run_preset(twin, other, "ideal", with_bound=False)
         print(f"days × {factor:g}: {mine}; {twin.name}: capture "

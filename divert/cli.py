@@ -18,6 +18,7 @@ from divert import __version__
 if TYPE_CHECKING:
     from divert.config import Settings
     from divert.policies.presets import Preset
+    from divert.sim.simulate import Plans
     from divert.sim.trace import Trace
 
 # Modules that add subcommands of their own, each through `register(subparsers)`. None of
@@ -61,7 +62,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     try:
         preset = load_preset(preset_name)
         if args.trace:
-            tr = trace.load(args.trace, args.format)
+            tr = trace.chain([trace.load(path, args.format) for path in args.trace])
         else:
             sample = resources.files("divert.sim").joinpath("data/sample-day.csv")
             tr = trace.parse(sample.read_text(encoding="utf-8"), "sample-day", "native")
@@ -86,18 +87,39 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 1
 
 
+def _plans(settings: Settings | None, charger: str) -> Plans:
+    """The config's departure plans for `charger`, on the trace's clock in its time zone."""
+    from zoneinfo import ZoneInfo
+
+    from divert.sim import simulate
+
+    if settings is None:
+        return simulate.NO_PLANS
+    return simulate.Plans(settings.plans_for(charger), ZoneInfo(settings.timezone))
+
+
 def _simulate_charger(args: argparse.Namespace, settings: Settings | None, preset: Preset,
                       tr: Trace, out: Path) -> int:
-    """The benchmark's charger on its own (with the config's mode and relay limits)."""
+    """The benchmark's charger on its own (with the config's mode, relay limits and plans)."""
     from divert.core.modes import Mode
     from divert.sim import plot, simulate
 
     caps = simulate.BENCH_CAPS
     mode = settings.policy.mode if settings else Mode.SOLAR
     relay = settings.relay.model_dump() if settings else None
-    steps = simulate.run(tr, lambda: preset.controller(caps, mode, relay), args.plant)
+    location = settings.policy.location() if settings else None
+    plans = _plans(settings, "")
+    steps = simulate.run(tr, lambda: preset.controller(caps, mode, relay, location=location),
+                         args.plant, plans)
     data = simulate.summary(tr, steps, caps)
     data.update(policy=preset.name, plant=args.plant, control=str(caps.control))
+    days = simulate.daily(steps)
+    if len(days) > 1:
+        data["days"] = days
+    weight = float(preset.params.get("import_weight", simulate.PLAN_IMPORT_WEIGHT))
+    outcomes = simulate.plan_outcomes(tr, steps, plans, caps, weight)
+    if outcomes:
+        data["plans"] = [o.as_dict() for o in outcomes]
     simulate.write_steps(steps, out / "steps.csv")
     simulate.write_summary(data, out / "summary.json")
     if plot.available():
@@ -107,15 +129,22 @@ def _simulate_charger(args: argparse.Namespace, settings: Settings | None, prese
         print("plot skipped: install the plot extra (pip install 'divert[plot]')")
     if args.json:
         print(json.dumps(data, indent=2))
-    else:
-        print(f"{tr.name} with {preset.name} ({args.plant} plant):\n"
-              f"  surplus {data['surplus_kwh']:.2f} kWh, EV {data['ev_kwh']:.2f} kWh "
-              f"({data['ev_from_surplus_kwh']:.2f} from surplus, "
-              f"{data['ev_grid_import_kwh']:.2f} from grid)\n"
-              f"  capture {data['capture_pct']:.1f} % (perfect foresight: "
-              f"{data['bound_capture_pct']:.1f} %), grid share {data['grid_share_pct']:.1f} %,"
-              f" starts {data['starts']}, pilot changes {data['pilot_changes']}\n"
-              f"  written to {out}/")
+        return 0
+    print(f"{tr.name} with {preset.name} ({args.plant} plant):\n"
+          f"  surplus {data['surplus_kwh']:.2f} kWh, EV {data['ev_kwh']:.2f} kWh "
+          f"({data['ev_from_surplus_kwh']:.2f} from surplus, "
+          f"{data['ev_grid_import_kwh']:.2f} from grid)\n"
+          f"  capture {data['capture_pct']:.1f} % (perfect foresight: "
+          f"{data['bound_capture_pct']:.1f} %), grid share {data['grid_share_pct']:.1f} %,"
+          f" starts {data['starts']}, pilot changes {data['pilot_changes']}")
+    if len(days) > 1:
+        print(f"  {len(days)} days, state carried from one to the next: starts per day "
+              + " ".join(str(d["starts"]) for d in days))
+    for o in outcomes:
+        print(f"  plan {o.target_kwh:g} kWh by {o.as_dict()['by']}: {o.delivered_kwh:.2f} "
+              f"kWh delivered ({'met' if o.met else 'MISSED'}), {o.grid_kwh:.2f} kWh from "
+              f"the grid; perfect foresight {o.bound_grid_kwh:.2f} kWh")
+    print(f"  written to {out}/")
     return 0
 
 
@@ -141,7 +170,8 @@ def _simulate_site(args: argparse.Namespace, settings: Settings | None, preset: 
                      grid_includes_ev=True)
     site = preset.site(members, caps, settings.policy.mode if settings else Mode.SOLAR,
                        settings.relay.model_dump() if settings else None,
-                       settings.site_rules() if settings else None, params)
+                       settings.site_rules() if settings else None, params,
+                       settings.policy.location() if settings else None)
     battery = None
     if with_battery and tr.battery_w is None:
         model = sim_site.BatteryModel()
@@ -152,7 +182,8 @@ def _simulate_site(args: argparse.Namespace, settings: Settings | None, preset: 
         except ValueError as exc:
             print(f"divert simulate: {exc}", file=sys.stderr)
             return 1
-    steps = sim_site.run_site(tr, site, args.plant, battery)
+    plans = {m.name: _plans(settings, m.name) for m in members}
+    steps = sim_site.run_site(tr, site, args.plant, battery, plans)
     data = sim_site.summary(tr, steps, site)
     data.update(policy=preset.name, plant=args.plant)
     sim_site.write_steps(steps, out)
@@ -195,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser("simulate", help="run the controller over a solar/load trace")
-    p.add_argument("--trace", type=Path, help="CSV trace (default: the bundled sample day)")
+    p.add_argument("--trace", type=Path, action="append",
+                   help="CSV trace (default: the bundled sample day); give several to run "
+                   "them as consecutive days with the controller's state carried across")
     p.add_argument("--format", choices=("auto", "native", "openevse"), default="auto")
     p.add_argument("--policy", help="preset name in policies/ or a TOML path")
     p.add_argument("--config", type=Path, help="simulate its whole site: chargers, policy, "

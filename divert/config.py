@@ -37,6 +37,7 @@ from chargers.goe_ocpp.config import OcppConfig
 from chargers.registry import AnyChargerConfig, DriverEnv
 from divert.core.controller import SiteParams
 from divert.core.modes import Mode
+from divert.core.plan import PlanSpec, parse_days, parse_time_of_day
 from divert.core.site import Member, Sharing, SiteRules
 from divert.core.surplus import BatteryMode, BatteryRule
 from divert.netconf import FeedConfig, MqttConfig, listen_address
@@ -65,6 +66,15 @@ class BatteryFeedConfig(FeedConfig):
     first_below_soc_pct: float | None = Field(None, ge=0, le=100)
 
 
+class ForecastFeedConfig(_Section):
+    """A solar forecast: W at future times (JSON; divert.policies.forecast.feed_points).
+    The predictive policy uses it while it covers now and is at most 6 h old."""
+
+    topic: str = Field(min_length=1)
+    json_path: str | None = None  # where the points are in the payload; omit: the top level
+    scale: float = 1.0  # multiply the values: 1000 for kW
+
+
 class FeedsConfig(_Section):
     grid: GridFeedConfig | None = None
     solar: FeedConfig | None = None
@@ -75,6 +85,8 @@ class FeedsConfig(_Section):
     grid_l1: FeedConfig | None = None  # import current per line, A (+ import)
     grid_l2: FeedConfig | None = None
     grid_l3: FeedConfig | None = None
+    forecast: ForecastFeedConfig | None = None
+    ev_soc: FeedConfig | None = None  # the car's state of charge, % (plans with soc_pct)
 
 
 class SiteConfig(_Section):
@@ -91,6 +103,53 @@ class SiteConfig(_Section):
 class PolicyConfig(_Section):
     preset: str = "balanced"  # a name in policies/ or a path to a TOML file
     mode: Mode = Mode.SOLAR
+    latitude: float | None = Field(None, ge=-90, le=90)  # the site: the predictive policy's
+    longitude: float | None = Field(None, ge=-180, le=180)  # sun from the first day on
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> Self:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("latitude and longitude go together")
+        return self
+
+    def location(self) -> tuple[float, float] | None:
+        if self.latitude is None or self.longitude is None:
+            return None
+        return self.latitude, self.longitude
+
+
+class PlanConfig(_Section):
+    """A departure plan: energy to add (or a state of charge to reach) by a local time."""
+
+    by: str  # local time of day in the configured time zone, "07:00"
+    days: str = "*"  # weekday names: "mon-fri", "sat,sun", "*"
+    energy_kwh: float | None = Field(None, gt=0, le=200)
+    soc_pct: float | None = Field(None, gt=0, le=100)  # needs battery_kwh and [feeds.ev_soc]
+    battery_kwh: float | None = Field(None, gt=0, le=300)
+    charger: str | None = None  # a [[chargers]] name; omit: every charger
+
+    @field_validator("by")
+    @classmethod
+    def _by(cls, by: str) -> str:
+        parse_time_of_day(by)
+        return by
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, days: str) -> str:
+        parse_days(days)
+        return days
+
+    @model_validator(mode="after")
+    def _one_target(self) -> Self:
+        self.spec()
+        return self
+
+    def spec(self) -> PlanSpec:
+        return PlanSpec(parse_time_of_day(self.by), parse_days(self.days),
+                        None if self.energy_kwh is None else self.energy_kwh * 1000,
+                        self.soc_pct,
+                        None if self.battery_kwh is None else self.battery_kwh * 1000)
 
 
 class RelayConfig(_Section):
@@ -158,7 +217,8 @@ class Settings(BaseSettings):
     metrics: MetricsConfig = MetricsConfig()
     state: StateConfig = StateConfig()
     schedule: list[ScheduleEntry] = Field(default_factory=list)
-    timezone: str = "UTC"  # IANA name used by [[schedule]]
+    plan: list[PlanConfig] = Field(default_factory=list)  # departure plans
+    timezone: str = "UTC"  # IANA name used by [[schedule]] and [[plan]]
     interval_s: float = Field(5.0, ge=0.5, le=300)  # control loop period
     reassert_s: float = Field(60.0, ge=0.5, le=3600)  # resend unchanged commands this often
     stale_pause_s: float = Field(300.0, ge=0, le=86400)  # fail-safe: pause after this long stale
@@ -257,6 +317,18 @@ class Settings(BaseSettings):
                      else site.battery_first_below_soc_pct)
         return BatteryRule(mode, 100.0 if first_pct is None else first_pct,
                            100.0 if site.buffer_soc_pct is None else site.buffer_soc_pct)
+
+    @model_validator(mode="after")
+    def _plan_chargers(self) -> Self:
+        names = {c.name for c in self.chargers}
+        for i, plan in enumerate(self.plan):
+            if plan.charger is not None and plan.charger not in names:
+                raise ValueError(f"plan[{i}].charger: no charger named {plan.charger!r}")
+        return self
+
+    def plans_for(self, charger: str) -> list[PlanSpec]:
+        """The departure plans of one charger."""
+        return [p.spec() for p in self.plan if p.charger in (None, charger)]
 
     @classmethod
     def settings_customise_sources(

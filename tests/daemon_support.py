@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from chargers.simulated import SimulatedCharger
 from divert.config import Settings, validate
 
 T = TypeVar("T")
@@ -93,6 +94,13 @@ def toml_text(data: dict[str, Any]) -> str:
 
 def settings(tmp_path: Path, broker: Any, **overrides: Any) -> Settings:
     return validate(config(tmp_path, broker, **overrides), Path("test.toml"))
+
+
+def simulated(daemon: Any, name: str = "garage") -> SimulatedCharger:
+    """The daemon's simulated charger `name`."""
+    charger = daemon.chargers[name]
+    assert isinstance(charger, SimulatedCharger)
+    return charger
 
 
 def wait_for(condition: Callable[[], T], timeout_s: float = 10.0, what: str = "") -> T:

@@ -11,13 +11,14 @@ inside its minimum on-time (the guard records that stop too).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from divert.core.capabilities import Capabilities, ControlKind
 from divert.core.guard import DAY_S, RelayGuard, RelayLimits
 from divert.core.modes import Mode
 from divert.core.phases import PhaseChooser, PhaseParams
+from divert.core.plan import Need, PlanProgress, Target
 from divert.core.policy import Desire, Observation, Policy
 from divert.core.reasons import Reason
 from divert.core.restart import RestartParams, Restarts
@@ -37,6 +38,8 @@ class Inputs:
     voltage_v: float | None = None
     battery_w: float | None = None
     battery_soc_pct: float | None = None
+    ev_soc_pct: float | None = None  # the car's state of charge (departure plans in %)
+    wall_s: float | None = None  # wall-clock unix time when time_s is not (time of day)
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,8 @@ class Offer:
     from_grid_meter: bool = True
     voltage_v: float | None = None
     cap: SiteCap | None = None
+    wall_s: float | None = None  # wall-clock unix time when time_s is not (time of day)
+    ev_soc_pct: float | None = None  # the car's state of charge, %
 
 
 @dataclass
@@ -100,6 +105,7 @@ class _State:
     available_w: float | None = None  # this step's surplus for the EV, W
     voltage_v: float = 0.0  # this step's voltage per phase, V
     cap: SiteCap | None = None  # this step's site limit
+    power_w: float = 0.0  # the last decision's power, W
 
 
 class Controller:
@@ -118,6 +124,7 @@ class Controller:
         self._s = _State(setpoint_a=caps.min_current_a)
         self._restarts = Restarts(restart or RestartParams())
         self._phase = PhaseChooser(phase or PhaseParams())
+        self.plan = PlanProgress()
 
     @property
     def charging(self) -> bool:
@@ -126,6 +133,10 @@ class Controller:
     def set_limit(self, max_current_a: float | None) -> None:
         """A temporary maximum current (from a schedule); None lifts it."""
         self._s.limit_a = max_current_a
+
+    def set_target(self, target: Target | None) -> None:
+        """The departure plan's next deadline (`divert.core.plan.target_now`); None: none."""
+        self.plan.set(target)
 
     def _settable(self, current_a: float, capped: bool = True) -> float:
         """`current_a` as the charger can set it, within the schedule's and (if `capped`)
@@ -156,10 +167,17 @@ class Controller:
         else:
             self._s.unknown_since_s = None
             since_s = None if self.guard.changed_s is None else t_s - self.guard.changed_s
+            plan, limits = self.plan, self.guard.limits
+            pending = plan.pending(t_s) and self.mode not in (Mode.OFF, Mode.FAST)
+            if pending:  # the plan keeps a start of the day's budget for itself
+                limits = replace(limits, max_starts_per_day=limits.max_starts_per_day - 1)
             obs = Observation(t_s, dt_s, available_w, offer.from_grid_meter,
                               self._s.voltage_v, self.phases, self.charging,
                               self._s.setpoint_a, since_s, self.guard.sessions_within(t_s, DAY_S),
-                              self.mode, caps)
+                              self.mode, caps, limits,
+                              t_s if offer.wall_s is None else offer.wall_s,
+                              plan.remaining_wh() if pending else None,
+                              plan.target.by_s if pending and plan.target else None)
             wish = self.policy.decide(obs)  # every step, so the policy's filters stay warm
         if self.mode is Mode.OFF:
             return Desire(False, caps.min_current_a, "off: mode is off", Reason.OFF)
@@ -193,7 +211,7 @@ class Controller:
                 and site.battery.carries(inp.battery_soc_pct):
             available_w = max(available_w, self.caps.min_power_at(self.phases))
         return self.decide(Offer(inp.time_s, available_w, inp.grid_w is not None,
-                                 inp.voltage_v))
+                                 inp.voltage_v, wall_s=inp.wall_s, ev_soc_pct=inp.ev_soc_pct))
 
     def decide(self, offer: Offer) -> Decision:
         """One control step on what the site offers. Times must not go backwards."""
@@ -202,7 +220,9 @@ class Controller:
         dt_s = 0.0 if last_s is None else max(0.0, t_s - last_s)
         self._s.last_time_s = t_s if last_s is None else max(t_s, last_s)
         self._s.cap = offer.cap
-        wish = self._desire(t_s, dt_s, offer)
+        # The energy a departure plan counts: the last decision's power since then.
+        self.plan.account(self._s.power_w * dt_s / 3600.0, offer.ev_soc_pct)
+        wish, need = self._planned(t_s, dt_s, self._desire(t_s, dt_s, offer))
         limited = self._site_limit(t_s, wish)
         if limited is not None:
             return limited
@@ -226,10 +246,30 @@ class Controller:
                     self._s.setpoint_a = target_a
                 reason, code = f"holding: {hold}", hold.code
         elif wish.charge:
-            reason, code = self._try_start(t_s, target_a, reason, code)
+            keep = 0 if need is None else need.keep_starts
+            reason, code = self._try_start(t_s, target_a, reason, code, keep)
         else:
             self._restarts.clear()
         return self._decision(reason, code)
+
+    def _planned(self, t_s: float, dt_s: float, wish: Desire) -> tuple[Desire, Need | None]:
+        """The wish as the departure plan amends it: full power when it must, no stop when a
+        restart would come too late; otherwise the policy's, with the plan's progress."""
+        if self.mode in (Mode.OFF, Mode.FAST) or self.plan.target is None:
+            return wish, None
+        caps, guard = self.caps, self.guard
+        full_a = self._settable(caps.max_current_a)
+        voltage_v = self._s.voltage_v or caps.voltage_v
+        need = self.plan.need(t_s, full_a * voltage_v * self.phases, full_a, guard.on,
+                              t_s + guard.wait_to_start_s(t_s), dt_s, self._s.power_w)
+        if need is None:
+            return wish, None
+        if need.force:
+            return Desire(True, full_a, need.note, Reason.PLAN), need
+        if need.hold and not wish.charge:
+            return Desire(True, wish.current_a, need.note, Reason.PLAN), need
+        return Desire(wish.charge, wish.current_a, f"{wish.reason}; {need.note}",
+                      wish.code), need
 
     def _site_limit(self, t_s: float, wish: Desire) -> Decision | None:
         """A pause when the site's cap leaves less than the minimum current (or, restart-only,
@@ -281,13 +321,15 @@ class Controller:
             return reason, code
         return self._restarts.track(t_s, self.guard, s.setpoint_a, target_a)
 
-    def _try_start(self, t_s: float, target_a: float, reason: str,
-                   code: Reason) -> tuple[str, Reason]:
+    def _try_start(self, t_s: float, target_a: float, reason: str, code: Reason,
+                   keep_today: int = 0) -> tuple[str, Reason]:
+        """Start if the guard allows, leaving `keep_today` starts of the day's budget."""
         guard = self.guard
         gap_s = self._restarts.gap_left_s(t_s, guard, self.caps.restart_gap_s)
         if gap_s > 0:
             return f"restarting: {gap_s:.0f} s gap before {target_a:g} A", Reason.RESTARTING
-        hold = guard.why_no_start(t_s)
+        hold = guard.why_no_start(t_s) or (guard.why_no_budget(t_s, keep_today)
+                                           if keep_today else None)
         if hold is not None:
             return f"blocked: {hold}", hold.code
         guard.start(t_s)
@@ -298,15 +340,17 @@ class Controller:
     def _decision(self, reason: str, code: Reason) -> Decision:
         on = self.guard.on
         current_a = self._s.setpoint_a if on else 0.0
+        self._s.power_w = current_a * (self._s.voltage_v or self.caps.voltage_v) * self.phases
         return Decision(on, current_a, self.caps.power_w(current_a, self.phases), self.phases,
                         reason, code)
 
     def to_state(self) -> dict[str, Any]:
-        """What must survive a restart: the relay history, the setpoint and the policy's
-        memory (its averages: a restart in sunshine need not wait for them again)."""
+        """What must survive a restart: the relay history, the setpoint, the policy's
+        memory (its averages: a restart in sunshine need not wait for them again) and the
+        energy counted towards a departure plan's deadline."""
         return {"guard": self.guard.to_state(), "setpoint_a": self._s.setpoint_a,
                 "mode": str(self.mode), "phases": self.phases,
-                "policy": self.policy.to_state()}
+                "policy": self.policy.to_state(), "plan": self.plan.to_state()}
 
     def restore(self, state: dict[str, Any], warm: bool = True) -> None:
         """Take back a `to_state()`; the policy's memory only when `warm` (it is recent)."""
@@ -314,6 +358,8 @@ class Controller:
         if warm and state.get("policy") is not None:
             self.policy.restore(state["policy"])
         self._s.setpoint_a = float(state.get("setpoint_a", self.caps.min_current_a))
+        if isinstance(state.get("plan"), dict):
+            self.plan.restore(state["plan"])
         if "mode" in state:
             self.mode = Mode(state["mode"])
         phases = int(state.get("phases", self.caps.phases))

@@ -18,6 +18,7 @@ state from one clock onto the other.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -110,6 +111,23 @@ class RelayGuard:
             return Hold(Reason.BLOCKED_DAY,
                         f"{n_day} starts in the last 24 h, limit {lim.max_starts_per_day}{kept}")
         return None
+
+    def wait_to_start_s(self, now_s: float, keep_today: int = 0) -> float:
+        """How long from `now_s` until a start would be allowed, off or (if on) after a stop
+        now, with `keep_today` starts of the 24 h budget left unused, if no other start is
+        made meanwhile (inf: never)."""
+        lim = self.limits
+        self._prune(now_s)
+        stopped_s = now_s if self.on else self.changed_s
+        wait_s = 0.0 if stopped_s is None else max(0.0, stopped_s + lim.min_off_s - now_s)
+        for window_s, limit in ((HOUR_S, lim.max_starts_per_hour),
+                                (DAY_S, lim.max_starts_per_day - keep_today)):
+            recent = [t for t in self._starts_s if t > now_s - window_s]
+            over = len(recent) - limit  # this many must leave the window first
+            if over >= 0:
+                wait_s = max(wait_s, recent[over] + window_s - now_s) if over < len(recent) \
+                    else math.inf
+        return wait_s
 
     def why_no_stop(self, now_s: float) -> Hold | None:
         """None if a stop is allowed now, else why not."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from divert.core.capabilities import Capabilities
+from divert.core.guard import RelayLimits
 from divert.core.modes import Mode
 from divert.core.reasons import Reason
 
@@ -31,6 +32,10 @@ class Observation:
     sessions_24h: int  # charging sessions begun in the last 24 h (the relay guard's count)
     mode: Mode
     caps: Capabilities
+    limits: RelayLimits | None = None  # the relay guard's, less the starts a plan keeps
+    wall_s: float | None = None  # wall-clock unix time, for the time of day (None: time_s)
+    plan_wh: float | None = None  # energy a departure plan still needs (None: no plan)
+    plan_by_s: float | None = None  # … by this time (controller clock)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ class Reason(StrEnum):
     RESTART_HOLD = "restart_hold"  # restart-only: keeping the session's current
     RESTARTING = "restarting"  # restart-only: stopping to start again at a new current
     PHASE_SWITCH = "phase_switch"  # switching between one and three phases
+    PLAN = "plan"  # a departure plan charges at full power (or will not let go)
     SHARING = "sharing"  # the policy decided on its share of a surplus other chargers share
     SITE_LIMITED = "site_limited"  # the site's import or phase-current limit holds it back
     NO_VEHICLE = "no_vehicle"  # no car connected: no share of the surplus

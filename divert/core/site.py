@@ -80,6 +80,7 @@ class ChargerInputs:
     online: bool = True  # its reading answers
     vehicle_connected: bool | None = None  # None: the charger does not tell
     fault: str | None = None  # the charger's words for a fault it reports
+    ev_soc_pct: float | None = None  # its car's state of charge (departure plans in %)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,7 @@ class SiteInputs:
     battery_soc_pct: float | None = None
     grid_a: tuple[float | None, float | None, float | None] = (None, None, None)
     chargers: Mapping[str, ChargerInputs] = field(default_factory=dict)
+    wall_s: float | None = None  # wall-clock unix time when time_s is not (time of day)
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,8 @@ class Site:
             volts = inp.voltage_v or ci.voltage_v
             cap = None if room is None else room.cap(
                 self._lines(m, c.caps.phases), c.caps.min_current_a if c.charging else 0.0)
-            d = c.decide(Offer(t_s, share_w, inp.grid_w is not None, volts, cap))
+            d = c.decide(Offer(t_s, share_w, inp.grid_w is not None, volts, cap, inp.wall_s,
+                               ci.ev_soc_pct))
             d = _explain(m, ci, d, share_w, site_w)
             power_w = d.current_a * (volts or c.caps.voltage_v) * d.phases
             if room is not None:

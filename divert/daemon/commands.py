@@ -1,5 +1,5 @@
-"""Commands over MQTT: `<base>/<charger>/mode/set`, `min_current/set`, `max_current/set` and
-`boost/set`, collected in a thread-safe inbox and applied by the control loop.
+"""Commands over MQTT: `<base>/<charger>/mode/set`, `min_current/set`, `max_current/set`,
+`boost/set` and `plan/set`, collected in a thread-safe inbox and applied by the control loop.
 
 The MQTT thread only queues (and kicks the loop); the loop drains the inbox at the start of a
 cycle, under its lock, validates each command against the charger and either applies it or
@@ -13,28 +13,36 @@ state file until a schedule entry sets the same thing (an entry with a `mode` en
 command and a boost; every entry sets the cap, so it ends a `max_current` command) or the
 config changes it (a different `[policy] mode` ends mode commands and boosts, a different
 charger range ends its current commands). A boost runs fast mode for its minutes, then the
-mode in force before it comes back; a mode command ends a boost.
+mode in force before it comes back; a mode command ends a boost. A plan (a JSON object with
+the keys of a `[[plan]]` entry, e.g. `{"energy_kwh": 20, "by": "07:00"}`) stands for its
+next deadline instead of the charger's `[[plan]]` entries, then ends; `off` ends it sooner.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
+from zoneinfo import ZoneInfo
 
-from divert.config import ScheduleEntry, Settings
+from pydantic import ValidationError
+
+from divert.config import PlanConfig, ScheduleEntry, Settings
 from divert.core.capabilities import Capabilities
 from divert.core.controller import Controller
 from divert.core.modes import Mode
+from divert.core.plan import PlanSpec
 from divert.daemon.feeds import PayloadError, parse_number
 from divert.daemon.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
-COMMANDS = ("mode", "min_current", "max_current", "boost")
+COMMANDS = ("mode", "min_current", "max_current", "boost", "plan")
+PLAN_OFF = ("off", "none", "cancel")
 MAX_BOOST_MIN = 1440.0
 
 
@@ -50,6 +58,8 @@ class Overrides:
     min_current_a: float | None = None
     max_current_a: float | None = None
     boost_until_s: float | None = None  # wall clock
+    plan: dict[str, Any] | None = None  # a [[plan]] entry's keys, for one deadline …
+    plan_by_s: float | None = None  # … this one (wall clock)
 
 
 @dataclass(frozen=True)
@@ -77,6 +87,7 @@ class Commands:
     def __init__(self, settings: Settings, publish: Callable[[str, str], None],
                  metrics: Metrics, on_command: Callable[[], None]) -> None:
         self.base = settings.mqtt.base_topic
+        self._tz = ZoneInfo(settings.timezone)
         self._config_mode = settings.policy.mode
         self._ranges = {c.name: (c.min_current_a, c.max_current_a) for c in settings.chargers}
         self._publish = publish
@@ -146,6 +157,9 @@ class Commands:
         except UnicodeDecodeError:
             raise CommandError("payload is not UTF-8 text") from None
         o = self.overrides[q.charger]
+        if q.command == "plan":
+            self._apply_plan(q.charger, o, text, now_s)
+            return
         if q.command == "mode":
             try:
                 o.mode = Mode(text.lower())
@@ -186,6 +200,32 @@ class Commands:
                                    f"({floor:g} A)")
             o.max_current_a = number
         log.info("command: charger %s %s %g A", q.charger, q.command, number)
+
+    def _apply_plan(self, name: str, o: Overrides, text: str, now_s: float) -> None:
+        if text.lower() in PLAN_OFF:
+            o.plan = o.plan_by_s = None
+            log.info("command: charger %s plan cancelled", name)
+            return
+        try:
+            entry = json.loads(text)
+        except ValueError:
+            raise CommandError(f"a plan is a JSON object like {{\"energy_kwh\": 20, \"by\": "
+                               f"\"07:00\"}} or off, got {text[:60]!r}") from None
+        spec = _plan_spec(entry)
+        o.plan, o.plan_by_s = entry, spec.next_deadline(now_s, self._tz)
+        log.info("command: charger %s plan %s", name, text)
+
+    def plans(self, name: str, now_s: float) -> list[PlanSpec] | None:
+        """The plan a command set for `name`'s next deadline; None: the config's plans. A
+        command's plan ends at its deadline."""
+        o = self.overrides.get(name)
+        if o is None or o.plan is None or o.plan_by_s is None:
+            return None
+        if now_s >= o.plan_by_s:
+            log.info("charger %s: the plan set by command is over", name)
+            o.plan = o.plan_by_s = None
+            return None
+        return [_plan_spec(o.plan)]
 
     def _base(self, name: str, controller: Controller) -> Capabilities:
         """The controller's capabilities before any command narrowed them. A controller not
@@ -276,11 +316,28 @@ class Commands:
                     if not lo <= value <= hi:
                         raise ValueError(f"{key} {value} outside {lo}–{hi} A")
                     setattr(o, key, value)
+        if entry.get("plan") is not None:
+            o.plan, o.plan_by_s = dict(entry["plan"]), _finite(entry["plan_by_s"])
+            _plan_spec(o.plan)
         kept = [k for k, v in asdict(o).items() if v is not None]
         if kept:
             log.info("charger %s: commands kept from before the restart: %s", name,
                      ", ".join(kept))
         return o
+
+
+def _plan_spec(entry: Any) -> PlanSpec:
+    """A command's plan: the keys of a [[plan]] entry (charger aside)."""
+    if not isinstance(entry, dict) or "charger" in entry:
+        raise CommandError("a plan is a JSON object with the keys of a [[plan]] entry "
+                           "(by, energy_kwh or soc_pct and battery_kwh, days)")
+    try:
+        return PlanConfig(**entry).spec()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise CommandError(f"plan: {where + ': ' if where else ''}"
+                           f"{str(first['msg']).removeprefix('Value error, ')}") from None
 
 
 def _finite(value: Any) -> float:

@@ -33,12 +33,14 @@ from concurrent.futures import Future
 from dataclasses import replace
 from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from chargers.base import Charger
 from divert.config import Settings
 from divert.core.capabilities import Capabilities
 from divert.core.controller import Controller, Decision
 from divert.core.modes import Mode
+from divert.core.plan import target_now
 from divert.core.reasons import Reason
 from divert.core.site import ChargerInputs, Site, SiteInputs
 from divert.daemon.actuator import Actuator
@@ -83,6 +85,8 @@ class Cycle:
                          settings.site_rules(), settings.site_params())
         self.controllers = self.site.controllers  # one dict: the controllers the site steps
         self._ev_feeds = {name: ev_feed(name) for name in settings.ev_meters()}
+        self._plans = {c.name: settings.plans_for(c.name) for c in settings.chargers}
+        self._tz = ZoneInfo(settings.timezone)
         self.last_decisions: dict[str, Decision] = {}
         self.abort: Future[None] = Future()
         self.started_s = clock.control_s()
@@ -111,6 +115,7 @@ class Cycle:
         self._read(now_s)
         values = self.feeds.values()
         inputs = self._inputs(now_s, values)
+        self._targets(now_s, inputs.wall_s or now_s)
         before = {name: self.controllers[name].to_state() for name in inputs.chargers}
         decisions = self.site.step(inputs)
         held = self._record(now_s, decisions, before)
@@ -229,12 +234,22 @@ class Cycle:
             chargers[name] = ChargerInputs(
                 station.ev_w, None if r is None else r.voltage_v, r is not None,
                 None if r is None else r.vehicle_connected,
-                r.state if r is not None and r.state.startswith("fault") else None)
+                r.state if r is not None and r.state.startswith("fault") else None,
+                values.get("ev_soc"))
         return SiteInputs(now_s, values.get("grid"), values.get("solar"), values.get("load"),
                           values.get("voltage"), values.get("battery"),
                           values.get("battery_soc"), (values.get("grid_l1"),
                                                       values.get("grid_l2"),
-                                                      values.get("grid_l3")), chargers)
+                                                      values.get("grid_l3")), chargers,
+                          self.clock.wall_s())
+
+    def _targets(self, now_s: float, wall_s: float) -> None:
+        """Each controller's departure-plan target: a plan set by command, else the
+        config's (times of day on the wall clock, deadlines on the control clock)."""
+        for name, controller in self.controllers.items():
+            plans = self.commands.plans(name, wall_s)
+            controller.set_target(target_now(self._plans.get(name, []) if plans is None
+                                             else plans, wall_s, now_s, self._tz))
 
     def ev_w(self, name: str, values: dict[str, float | None]) -> float | None:
         """The EV's draw: the charger's own meter if it has one, else its own reading."""

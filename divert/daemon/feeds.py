@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 ERROR_LOG_INTERVAL_S = 60.0
 # Power feeds ignore retained messages: a retained value is of unknown age (it may be hours
 # old after a restart) and would be taken as fresh. Voltage and SoC change slowly.
-SLOW_FEEDS = frozenset({"voltage", "battery_soc"})
+SLOW_FEEDS = frozenset({"voltage", "battery_soc", "ev_soc"})
 
 
 class PayloadError(ValueError):
@@ -48,20 +48,7 @@ def parse_number(payload: bytes, json_path: str | None = None) -> float:
     A numeric string at the path is accepted (some devices quote numbers); booleans and null
     are not. Raises PayloadError, nothing else.
     """
-    try:
-        text = payload.decode("utf-8").strip(_BLANKS)
-    except UnicodeDecodeError:
-        raise PayloadError("not UTF-8 text") from None
-    node: Any = text
-    if json_path is not None:
-        try:
-            node = json.loads(text)
-        except ValueError:
-            raise PayloadError(f"not JSON: {_preview(text)}") from None
-        except RecursionError:
-            raise PayloadError(f"JSON nested too deeply: {_preview(text)}") from None
-        for key in json_path.split("."):
-            node = _index(node, key, json_path)
+    node = parse_json(payload, json_path) if json_path is not None else _text(payload)
     if isinstance(node, str):
         if not _NUMBER.fullmatch(node.strip(_BLANKS)):
             raise PayloadError(f"not a number: {_preview(node)}")
@@ -74,6 +61,29 @@ def parse_number(payload: bytes, json_path: str | None = None) -> float:
     if not math.isfinite(value):
         raise PayloadError(f"not a finite number: {_preview(str(node))}")
     return value
+
+
+def _text(payload: bytes) -> str:
+    try:
+        return payload.decode("utf-8").strip(_BLANKS)
+    except UnicodeDecodeError:
+        raise PayloadError("not UTF-8 text") from None
+
+
+def parse_json(payload: bytes, json_path: str | None = None) -> Any:
+    """The JSON value in `payload`, or the one at a dotted `json_path` in it. Raises
+    PayloadError, nothing else."""
+    text = _text(payload)
+    try:
+        node = json.loads(text)
+    except ValueError:
+        raise PayloadError(f"not JSON: {_preview(text)}") from None
+    except RecursionError:
+        raise PayloadError(f"JSON nested too deeply: {_preview(text)}") from None
+    if json_path:
+        for key in json_path.split("."):
+            node = _index(node, key, json_path)
+    return node
 
 
 def _index(node: Any, key: str, path: str) -> Any:
@@ -103,7 +113,8 @@ def _preview(text: str, limit: int = 60) -> str:
 class FeedSpec:
     """Where one value comes from and how to read it."""
 
-    name: str  # grid, solar, load, voltage, battery, battery_soc, grid_l1…3, ev_power_<charger>
+    name: str  # grid, solar, load, voltage, battery, battery_soc, grid_l1…3, ev_soc,
+    # ev_power_<charger>
     topic: str
     json_path: str | None = None
     scale: float = 1.0
@@ -167,7 +178,7 @@ def specs(config: FeedsConfig, meters: Mapping[str, FeedConfig] | None = None
     out: list[FeedSpec] = []
     named = [(name, getattr(config, name)) for name in ("grid", "solar", "load", "voltage",
                                                         "battery", "grid_l1", "grid_l2",
-                                                        "grid_l3")]
+                                                        "grid_l3", "ev_soc")]
     for name, feed in [*named, *((ev_feed(c), m) for c, m in (meters or {}).items())]:
         if feed is None:
             continue

@@ -122,7 +122,7 @@ class Metrics:
                 self.resends.labels(name, reason)
         for feed in feeds:
             self.feed_errors.labels(feed)
-        for command in ("mode", "min_current", "max_current", "boost"):
+        for command in ("mode", "min_current", "max_current", "boost", "plan"):
             for result in ("accepted", "refused"):
                 self.commands.labels(command, result)
         self._server: WSGIServer | None = None

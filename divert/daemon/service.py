@@ -30,7 +30,7 @@ from divert.core.modes import Mode
 from divert.daemon.clock import Clock, SystemClock
 from divert.daemon.commands import Commands
 from divert.daemon.cycle import KICK_FEEDS, Cycle
-from divert.daemon.feeds import Feeds
+from divert.daemon.feeds import Feeds, PayloadError, parse_json
 from divert.daemon.loop import Loop
 from divert.daemon.metrics import Metrics
 from divert.daemon.mqtt import MqttLink
@@ -45,6 +45,7 @@ from divert.daemon.publish import Publishers
 from divert.daemon.sdnotify import Notifier
 from divert.daemon.snapshot import ChargerFacts, Snapshot, SnapshotBuilder
 from divert.daemon.worker import wait_all
+from divert.policies.forecast import feed_points
 from divert.policies.presets import load_preset
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ class Daemon:
         self.commands = Commands(settings, self.mqtt.publish, self.metrics, self.loop.kick)
         if settings.mqtt.allow_commands:
             self.mqtt.route(self.commands.topic_filter, self.commands.offer)
+        if settings.feeds.forecast is not None:
+            self.mqtt.route(settings.feeds.forecast.topic, self._on_forecast)
+        self._forecast: list[tuple[float, float]] | None = None  # the feed's last points
         self.publishers = Publishers(settings, self.mqtt, self.metrics)
         self.snapshots = SnapshotBuilder(self.tz)
         self.persistence = Persistence(settings.state.path, self.clock, self.metrics.save_errors)
@@ -93,8 +97,32 @@ class Daemon:
         self._stopped = False
 
     def _controller(self, caps: Capabilities) -> Controller:
-        """A controller for `caps` (the cycle sets its mode and cap)."""
-        return self.preset.controller(caps, relay=self.relay, site=self.site_params)
+        """A controller for `caps` (the cycle sets its mode and cap), with the forecast."""
+        controller = self.preset.controller(caps, relay=self.relay, site=self.site_params,
+                                            location=self.settings.policy.location())
+        self._give_forecast(controller)
+        return controller
+
+    def _on_forecast(self, topic: str, payload: bytes, retained: bool) -> None:
+        """A forecast (W at future times; retained is fine: its times say how old it is)
+        goes to every policy that plans ahead."""
+        feed = self.settings.feeds.forecast
+        assert feed is not None
+        try:
+            points = feed_points(parse_json(payload, feed.json_path), feed.scale)
+        except (PayloadError, ValueError) as exc:
+            self._feed_error("forecast")
+            log.warning("feed forecast (%s): payload ignored, %s", topic, exc)
+            return
+        with self._lock:
+            self._forecast = points
+            for controller in self.cycle.controllers.values():
+                self._give_forecast(controller)
+
+    def _give_forecast(self, controller: Controller) -> None:
+        set_forecast = getattr(controller.policy, "set_forecast", None)
+        if self._forecast is not None and set_forecast is not None:
+            set_forecast(self._forecast, self.clock.wall_s())
 
     # --- what tests and the status line look at -----------------------------------------
 

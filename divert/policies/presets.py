@@ -21,6 +21,7 @@ from divert.core.phases import PhaseParams
 from divert.core.policy import Policy
 from divert.core.site import Member, Site, SiteRules
 from divert.policies.openevse import OpenEVSEParams, OpenEVSEPolicy
+from divert.policies.predictive import PredictiveParams, PredictivePolicy
 from divert.policies.surplus import SurplusParams, SurplusPolicy
 from divert.textfile import UnreadableFile, read_text
 
@@ -30,7 +31,7 @@ class Preset:
     """A parsed preset: which policy, its parameters and the relay limits it is tuned for."""
 
     name: str
-    kind: str  # "surplus" (divert's own) or "openevse" (the firmware's algorithm)
+    kind: str  # "surplus", "predictive" (divert's own) or "openevse" (the firmware's)
     params: dict[str, Any]
     relay: RelayLimits
     phase: PhaseParams
@@ -48,22 +49,27 @@ class Preset:
 
     def controller(self, caps: Capabilities, mode: Mode = Mode.SOLAR,
                    relay: Mapping[str, Any] | None = None,
-                   site: SiteParams | None = None) -> Controller:
+                   site: SiteParams | None = None,
+                   location: tuple[float, float] | None = None) -> Controller:
         """A controller running this preset for `caps`, with the config's `[relay]` keys on
-        top of the preset's."""
-        return Controller(caps, self.make_policy(), self.limits(relay), mode, site,
+        top of the preset's; `location` (latitude, longitude) for the predictive policy."""
+        return Controller(caps, self.make_policy(location), self.limits(relay), mode, site,
                           phase=self.phase_params(relay))
 
     def site(self, members: Sequence[Member], caps: Mapping[str, Capabilities],
              mode: Mode = Mode.SOLAR, relay: Mapping[str, Any] | None = None,
-             rules: SiteRules | None = None, params: SiteParams | None = None) -> Site:
+             rules: SiteRules | None = None, params: SiteParams | None = None,
+             location: tuple[float, float] | None = None) -> Site:
         """A site whose chargers (`caps` by name) all run this preset."""
-        return Site(members, {m.name: self.controller(caps[m.name], mode, relay, params)
+        return Site(members, {m.name: self.controller(caps[m.name], mode, relay, params,
+                                                      location)
                               for m in members}, rules, params)
 
-    def make_policy(self) -> Policy:
+    def make_policy(self, location: tuple[float, float] | None = None) -> Policy:
         if self.kind == "openevse":
             return OpenEVSEPolicy(OpenEVSEParams(**self.params))
+        if self.kind == "predictive":
+            return PredictivePolicy(PredictiveParams(**self.params), location)
         return SurplusPolicy(SurplusParams(**self.params))
 
 
@@ -77,7 +83,7 @@ class PresetError(ValueError):
 
 
 MAX_PRESET_BYTES = 64 * 1024  # the shipped ones are 2–3 KiB
-_KINDS = {"surplus": SurplusParams, "openevse": OpenEVSEParams}
+_KINDS = {"surplus": SurplusParams, "openevse": OpenEVSEParams, "predictive": PredictiveParams}
 # [relay] keys: (low, high, whole number). The same bounds as the config's [relay] table.
 _RELAY_KEYS: dict[str, tuple[float, float, bool]] = {
     "min_on_s": (0, 86400, False), "min_off_s": (0, 86400, False),
@@ -132,7 +138,7 @@ def parse_preset(name: str, data: dict[str, Any]) -> Preset:
     relay = _table(name, data, "relay")
     kind = params.pop("kind", "surplus")
     if not isinstance(kind, str) or kind not in _KINDS:
-        raise PresetError(f"policy {name}: policy.kind must be 'surplus' or 'openevse'")
+        raise PresetError(f"policy {name}: policy.kind must be one of {', '.join(_KINDS)}")
     known = {f.name for f in fields(_KINDS[kind])}
     for key, value in params.items():
         if key not in known:

@@ -7,7 +7,9 @@ the perfect-foresight bound at the same grid share, all scored as the reference'
 again to change current) under the balanced preset's relay guard, the gain of 1/3-phase
 switching on the same days scaled ×3 in power (a larger array) against three-phase-only
 control, and the site (`divert.sim.bench_site`): two cars sharing the surplus, and the home
-battery's modes. Markdown and a plot go to `--out`.
+battery's modes. On the ideal plant three more: a departure plan on every day against the
+perfect-foresight plan with the same target, every preset on the days perturbed
+(`divert.sim.perturb`), and what one control step costs. Markdown and a plot go to `--out`.
 """
 
 from __future__ import annotations
@@ -15,21 +17,26 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC
 from pathlib import Path
 
 import numpy as np
 
 from divert.core.capabilities import Capabilities, ControlKind
 from divert.core.controller import Controller
+from divert.core.plan import PlanSpec, parse_days, parse_time_of_day
 from divert.policies.presets import Preset, PresetError, load_preset
 from divert.sim import bench_site, simulate, trace
 from divert.sim.oracle import OraclePlant, bound, bound_at_share
+from divert.sim.perturb import load_redrawn, scaled, shifted
 from divert.sim.score import Score, combine
 
 OWN_PRESETS = ("solar-only", "balanced", "max-solar")
+PREDICTIVE = "predictive"
 BASELINES = ("openevse-noimport", "openevse-default", "openevse-nowaste")
+PRESETS = (*OWN_PRESETS, PREDICTIVE, *BASELINES)
 TWINS = {"solar-only": "openevse-noimport", "balanced": "openevse-default",
          "max-solar": "openevse-nowaste"}
 RESTART_GAP_S = 60.0  # the EVSEMaster driver's default pause between stop and start
@@ -40,6 +47,13 @@ THREE_PHASE_CAPS = Capabilities(ControlKind.CURRENT, 6, 16, 1.0, 3, 230.0)
 PHASE_SCALE = 3.0
 START_COST_KWH = 0.2  # the oracle's price of a start, as in the reference's frontier
 FRONTIER_WEIGHTS = (100.0, 10.0, 5.0, 3.0, 2.0, 1.0, 0.8, 0.5)
+# The departure-plan scenario: this much by this time (the traces' clock, UTC) every day.
+PLAN = PlanSpec(parse_time_of_day("17:00"), parse_days("*"), energy_wh=10_000.0)
+PLAN_PRESETS = ("balanced", PREDICTIVE)
+PERTURBATIONS: tuple[tuple[str, Callable[[Sequence[trace.Trace]], list[trace.Trace]]], ...] = (
+    ("× 0.8", lambda ts: scaled(ts, 0.8)), ("× 1.25", lambda ts: scaled(ts, 1.25)),
+    ("1 h earlier", lambda ts: shifted(ts, -1.0)), ("1 h later", lambda ts: shifted(ts, 1.0)),
+    ("house load redrawn", load_redrawn))
 
 
 class BenchError(Exception):
@@ -198,16 +212,82 @@ def run_preset(preset: Preset, traces: Sequence[trace.Trace], plant: simulate.Pl
                           f"policies/{preset.name}.toml", traces, make, plant, with_bound)
 
 
-def scaled(traces: Iterable[trace.Trace], factor: float) -> list[trace.Trace]:
-    """The same days with every power × `factor` (a larger array and house), nominal voltage."""
-    return [t.scaled(factor) for t in traces]
-
-
 @dataclass(frozen=True)
 class PhaseGain:
     preset: str
     fixed: Result  # three phases only
     switching: Result  # 1/3-phase switching
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    """One preset with the departure plan on every day."""
+
+    preset: str
+    days: list[tuple[str, simulate.PlanOutcome]]
+
+    @property
+    def met(self) -> int:
+        return sum(o.met for _, o in self.days)
+
+    @property
+    def possible(self) -> int:
+        return sum(o.possible for _, o in self.days)
+
+    @property
+    def grid_kwh(self) -> float:
+        return sum(o.grid_kwh for _, o in self.days)
+
+    @property
+    def bound_grid_kwh(self) -> float:
+        return sum(o.bound_grid_kwh for _, o in self.days)
+
+
+def run_plan(preset: Preset, traces: Sequence[trace.Trace]) -> PlanRun:
+    """Every day with `PLAN`, a fresh controller each; against the perfect-foresight plan
+    with the same target and the preset's import weight."""
+    plans = simulate.Plans((PLAN,), UTC)
+    weight = float(preset.params.get("import_weight", simulate.PLAN_IMPORT_WEIGHT))
+    days = []
+    for tr in traces:
+        steps = simulate.run_ideal(tr, preset.controller(simulate.BENCH_CAPS), plans)
+        for outcome in simulate.plan_outcomes(tr, steps, plans, simulate.BENCH_CAPS, weight,
+                                              START_COST_KWH):
+            days.append((tr.name, outcome))
+    return PlanRun(preset.name, days)
+
+
+@dataclass(frozen=True)
+class Robustness:
+    """One preset on the days as they are and on each perturbation of them."""
+
+    preset: str
+    base: Result
+    perturbed: list[Result]  # in the order of PERTURBATIONS
+
+
+def run_robustness(preset: Preset, traces: Sequence[trace.Trace], base: Result) -> Robustness:
+    return Robustness(preset.name, base,
+                      [run_preset(preset, perturb(traces), "ideal", with_bound=False)
+                       for _, perturb in PERTURBATIONS])
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What one `Controller.step` costs, µs, over every row of the days."""
+
+    preset: str
+    mean_us: float
+    p99_us: float
+    max_us: float
+
+
+def decision_cost(preset: Preset, traces: Sequence[trace.Trace]) -> Cost:
+    times_s: list[float] = []
+    for tr in traces:
+        simulate.run_ideal(tr, preset.controller(simulate.BENCH_CAPS), step_times_s=times_s)
+    us = np.asarray(times_s) * 1e6
+    return Cost(preset.name, float(np.mean(us)), float(np.percentile(us, 99)), float(us.max()))
 
 
 @dataclass(frozen=True)
@@ -219,10 +299,13 @@ class Bench:
     phases: list[PhaseGain]
     frontier: list[tuple[float, Score]]  # (λ, oracle total) over the traces, whole amps
     site: bench_site.SiteBench
+    plans: list[PlanRun]  # the ideal plant only, like the next two
+    robustness: list[Robustness]
+    costs: list[Cost]
 
 
 def run_bench(traces: Sequence[trace.Trace], plant: simulate.PlantName, data_dir: Path,
-              names: Sequence[str] = OWN_PRESETS + BASELINES) -> Bench:
+              names: Sequence[str] = PRESETS) -> Bench:
     presets = [load_preset(n) for n in names]
     results = [run_preset(p, traces, plant) for p in presets]
     balanced = load_preset("balanced")
@@ -238,7 +321,14 @@ def run_bench(traces: Sequence[trace.Trace], plant: simulate.PlantName, data_dir
     plant_o = simulate.oracle_plant(simulate.BENCH_CAPS)
     frontier = [(w, _combined_bound(traces, plant_o, w)) for w in FRONTIER_WEIGHTS]
     site = bench_site.run_site_bench(traces, plant, balanced)
-    return Bench(plant, data_dir, results, restart, phases, frontier, site)
+    plans, robustness, costs = [], [], []
+    if plant == "ideal":
+        plans = [run_plan(p, traces) for p in presets if p.name in PLAN_PRESETS]
+        robustness = [run_robustness(p, traces, r) for p, r in zip(presets, results,
+                                                                    strict=True)]
+        costs = [decision_cost(p, traces) for p in presets]
+    return Bench(plant, data_dir, results, restart, phases, frontier, site, plans,
+                 robustness, costs)
 
 
 # --- formatting ------------------------------------------------------------------------
@@ -286,6 +376,50 @@ def _phase_rows(gains: Sequence[PhaseGain]) -> tuple[list[str], list[list[str]]]
     return head, rows
 
 
+def _plan_rows(runs: Sequence[PlanRun]) -> tuple[list[str], list[list[str]]]:
+    head = ["file"] + [f"{r.preset}: delivered / grid / perfect-foresight grid, kWh"
+                       for r in runs]
+    rows = []
+    for i, (name, _) in enumerate(runs[0].days):
+        cells = [name]
+        for r in runs:
+            o = r.days[i][1]
+            flag = "" if o.met else (" MISSED" if o.possible else " (impossible)")
+            cells.append(f"{o.delivered_kwh:.2f}{flag} / {o.grid_kwh:.2f} / "
+                         f"{o.bound_grid_kwh:.2f}")
+        rows.append(cells)
+    total = [f"total ({len(runs[0].days)} days)"]
+    for r in runs:
+        ratio = r.grid_kwh / r.bound_grid_kwh if r.bound_grid_kwh else math.inf
+        total.append(f"met {r.met} of {r.possible} / {r.grid_kwh:.2f} / "
+                     f"{r.bound_grid_kwh:.2f} (× {ratio:.2f})")
+    rows.append(total)
+    return head, rows
+
+
+def _brief(r: Result) -> str:
+    return (f"{r.total.capture_pct:.1f} / {r.total.grid_share_pct:.2f} / "
+            f"{r.starts_per_day:.2f} ({r.worst_day})")
+
+
+def _robustness_rows(runs: Sequence[Robustness]) -> tuple[list[str], list[list[str]]]:
+    head = ["preset", "as recorded", *(name for name, _ in PERTURBATIONS), "all perturbed"]
+    rows = [[r.preset, _brief(r.base), *(_brief(p) for p in r.perturbed),
+             _brief(_pooled(r))] for r in runs]
+    return head, rows
+
+
+def _pooled(r: Robustness) -> Result:
+    """Every perturbed day of one preset as one result."""
+    return Result(r.preset, "", [d for p in r.perturbed for d in p.days], None)
+
+
+def _cost_rows(costs: Sequence[Cost]) -> tuple[list[str], list[list[str]]]:
+    head = ["preset", "mean µs", "p99 µs", "max µs"]
+    return head, [[c.preset, f"{c.mean_us:.0f}", f"{c.p99_us:.0f}", f"{c.max_us:.0f}"]
+                  for c in costs]
+
+
 def _text_table(head: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(x) for x in col) for col in zip(head, *rows, strict=True)]
     lines = ["  ".join(h.ljust(w) if i == 0 else h.rjust(w)
@@ -321,7 +455,18 @@ def render_text(b: Bench) -> str:
     parts.append(f"Site: home battery ({b.plant} plant; 10 kWh, 5 kW, 90 % round trip, 50 % "
                  "at dawn; balanced)\n"
                  + _text_table(*bench_site.battery_rows(b.site.battery, n_days)))
+    if b.plans:
+        parts.append(f"Departure plan ({_plan_label()})\n" + _text_table(*_plan_rows(b.plans)))
+    if b.robustness:
+        parts.append("Perturbed days (capture % / grid share % / starts per day (worst day))\n"
+                     + _text_table(*_robustness_rows(b.robustness)))
+    if b.costs:
+        parts.append("Decision cost per control step\n" + _text_table(*_cost_rows(b.costs)))
     return "\n\n".join(parts) + "\n"
+
+
+def _plan_label() -> str:
+    return f"{(PLAN.energy_wh or 0) / 1000:g} kWh by {PLAN.by:%H:%M} UTC every day"
 
 
 def render_markdown(b: Bench, plot_name: str | None) -> str:
@@ -357,6 +502,25 @@ def render_markdown(b: Bench, plot_name: str | None) -> str:
             _md_table(*bench_site.battery_rows(b.site.battery, n_days)), ""]
     for r in [*b.presets, b.restart]:
         out += [f"## {r.label}", "", r.description, "", _md_table(*_preset_rows(r)), ""]
+    if b.plans:
+        out += ["## Departure plan", "",
+                f"Every day with the plan `{_plan_label()}`, a fresh controller each. "
+                "Delivered: energy in the 24 h before the deadline (the day up to it); grid: "
+                "the EV-caused import in that time; perfect-foresight grid: the same for the "
+                "best plan that meets the same target, with the preset's import weight and "
+                f"{START_COST_KWH:g} kWh per start (`divert.sim.oracle.plan_bound`).", "",
+                _md_table(*_plan_rows(b.plans)), ""]
+    if b.robustness:
+        out += ["## Perturbed days", "",
+                "Every preset on the days scaled in power, with the sun an hour earlier or "
+                "later on the clock (a measured house load stays), and with the house load "
+                "redrawn (`divert.sim.perturb`): capture % / grid share % / starts per day "
+                "(worst day).", "", _md_table(*_robustness_rows(b.robustness)), ""]
+    if b.costs:
+        out += ["## Decision cost", "",
+                "The time one `Controller.step` takes (policy, guard and all), over every "
+                "row of the days, on the machine that ran the benchmark.", "",
+                _md_table(*_cost_rows(b.costs)), ""]
     return "\n".join(out)
 
 
@@ -371,7 +535,8 @@ def plot(b: Bench, path: Path) -> None:
     xs = [s.grid_share_pct for _, s in b.frontier]
     ys = [s.capture_pct for _, s in b.frontier]
     ax.plot(xs, ys, "k--", lw=1, label="perfect foresight (whole amps)")
-    colours = {"solar-only": "#2ca02c", "balanced": "#1f77b4", "max-solar": "#d62728"}
+    colours = {"solar-only": "#2ca02c", "balanced": "#1f77b4", "max-solar": "#d62728",
+               PREDICTIVE: "#9467bd"}
     for r in [*b.presets, b.restart]:
         own = r.label in colours
         twin = next((k for k, v in TWINS.items() if v == r.label), None)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import csv
 import json
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,8 +28,9 @@ import numpy.typing as npt
 
 from divert.core.capabilities import Capabilities, ControlKind
 from divert.core.controller import Controller, Decision, Inputs
+from divert.core.plan import WINDOW_S, PlanSpec, target_now
 from divert.core.reasons import Reason
-from divert.sim.oracle import OraclePlant, bound_at_share
+from divert.sim.oracle import OraclePlant, bound_at_share, plan_bound
 from divert.sim.score import Score, score
 from divert.sim.trace import FloatArray, Trace, TraceError
 
@@ -77,8 +80,27 @@ def _inputs(t_s: float, solar_w: float, load_w: float, ev_w: float, metered: boo
     return Inputs(time_s=t_s, solar_w=solar_w, load_w=load_w)
 
 
-def run_ideal(trace: Trace, controller: Controller) -> Steps:
-    """One decision per row; EV power = setpoint × voltage (the row's measured voltage if any)."""
+@dataclass(frozen=True)
+class Plans:
+    """Departure plans for a simulation: the specs and the time zone of their clock."""
+
+    specs: Sequence[PlanSpec]
+    tz: tzinfo = UTC
+
+    def apply(self, controller: Controller, t_s: float) -> None:
+        """Give the controller its target now (the trace's time is the wall clock)."""
+        if self.specs:
+            controller.set_target(target_now(self.specs, t_s, t_s, self.tz))
+
+
+NO_PLANS = Plans(())
+PLAN_IMPORT_WEIGHT = 3.0  # the perfect-foresight plan's import weight for presets without one
+
+
+def run_ideal(trace: Trace, controller: Controller, plans: Plans = NO_PLANS,
+              step_times_s: list[float] | None = None) -> Steps:
+    """One decision per row; EV power = setpoint × voltage (the row's measured voltage if any).
+    `step_times_s`, if given, receives how long each `Controller.step` took."""
     n = len(trace)
     ev_w = np.zeros(n)
     setpoint_a = np.zeros(n)
@@ -89,8 +111,16 @@ def run_ideal(trace: Trace, controller: Controller) -> Steps:
     phases_v = controller.caps.voltage_v
     prev_ev_w = 0.0
     for i in range(n):
-        d = controller.step(_inputs(float(trace.time_s[i]), float(trace.solar_w[i]),
-                                    float(trace.load_w[i]), prev_ev_w, metered))
+        t_s = float(trace.time_s[i])
+        plans.apply(controller, t_s)
+        inputs = _inputs(t_s, float(trace.solar_w[i]), float(trace.load_w[i]), prev_ev_w,
+                         metered)
+        if step_times_s is None:
+            d = controller.step(inputs)
+        else:
+            began_s = time.perf_counter()
+            d = controller.step(inputs)
+            step_times_s.append(time.perf_counter() - began_s)
         volts = trace.voltage_v[i] if math.isfinite(trace.voltage_v[i]) else phases_v
         prev_ev_w = ev_w[i] = d.current_a * volts * d.phases
         setpoint_a[i], charging[i], phases[i] = d.current_a, d.charging, d.phases
@@ -109,7 +139,7 @@ def check_realistic_span(trace: Trace) -> None:
 
 
 def run_realistic(trace: Trace, controller: Controller,
-                  params: RealisticParams | None = None) -> Steps:
+                  params: RealisticParams | None = None, plans: Plans = NO_PLANS) -> Steps:
     """The trace interpolated to 1 s; the controller every `tick_s` on delayed meter values.
 
     The per-second EV model runs on plain floats (a numpy scalar access costs more than the
@@ -138,6 +168,7 @@ def run_realistic(trace: Trace, controller: Controller,
         now_s = times[i]
         if i % tick == 0:
             j = max(0, i - delay)
+            plans.apply(controller, now_s)
             car.command(now_s, controller.step(_inputs(now_s, solar[j], load[j], ev_w[j],
                                                        metered)))
         decision = car.decision
@@ -180,10 +211,10 @@ class Car:
 
 
 def run(trace: Trace, make_controller: Callable[[], Controller],
-        plant: PlantName = "ideal") -> Steps:
+        plant: PlantName = "ideal", plans: Plans = NO_PLANS) -> Steps:
     controller = make_controller()
-    return run_ideal(trace, controller) if plant == "ideal" else run_realistic(trace,
-                                                                              controller)
+    return run_ideal(trace, controller, plans) if plant == "ideal" \
+        else run_realistic(trace, controller, plans=plans)
 
 
 def oracle_plant(caps: Capabilities) -> OraclePlant:
@@ -198,6 +229,67 @@ def summary(trace: Trace, steps: Steps, caps: Capabilities) -> dict[str, Any]:
     out: dict[str, Any] = {"trace": trace.name, **s.as_dict()}
     out["bound_capture_pct"] = limit.capture_pct
     out["capture_of_bound"] = s.capture_pct / limit.capture_pct if limit.capture_pct else 0.0
+    return out
+
+
+@dataclass(frozen=True)
+class PlanOutcome:
+    """One deadline of an energy plan: what the controller delivered in the 24 h before it,
+    against the perfect-foresight plan with the same target (energies in kWh)."""
+
+    by_s: float
+    target_kwh: float
+    delivered_kwh: float
+    grid_kwh: float  # EV-caused import in the window
+    possible: bool  # the charger's full power could deliver the target in the window
+    bound_grid_kwh: float  # the perfect-foresight plan's import in the window
+
+    @property
+    def met(self) -> bool:
+        return self.delivered_kwh >= self.target_kwh - 1e-6
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"by": datetime.fromtimestamp(self.by_s, UTC).isoformat(),
+                "target_kwh": self.target_kwh, "delivered_kwh": round(self.delivered_kwh, 3),
+                "met": self.met, "possible": self.possible,
+                "grid_kwh": round(self.grid_kwh, 3),
+                "bound_grid_kwh": round(self.bound_grid_kwh, 3)}
+
+
+def plan_outcomes(trace: Trace, steps: Steps, plans: Plans, caps: Capabilities,
+                  import_weight: float, start_cost_kwh: float = 0.2) -> list[PlanOutcome]:
+    """Every deadline of the energy plans within the trace (state-of-charge plans need a car
+    model the simulator does not have)."""
+    out = []
+    first_s, last_s = float(trace.time_s[0]), float(trace.time_s[-1])
+    step_h = steps.dt_s / 3600.0
+    for spec in plans.specs:
+        if spec.energy_wh is None:
+            continue
+        need_kwh = spec.energy_wh / 1000.0
+        for by_s in spec.deadlines(first_s, last_s, plans.tz):
+            mine = (steps.time_s > by_s - WINDOW_S) & (steps.time_s <= by_s)
+            rows = (trace.time_s > by_s - WINDOW_S) & (trace.time_s <= by_s)
+            delivered = float(np.sum(steps.ev_w[mine] * step_h[mine])) / 1000.0
+            grid = float(np.sum(np.maximum(0.0, steps.ev_w - steps.surplus_w)[mine]
+                                * step_h[mine])) / 1000.0
+            best = plan_bound(trace.surplus_w[rows], trace.dt_s[rows], oracle_plant(caps),
+                              import_weight, start_cost_kwh, int(np.sum(rows)), need_kwh)
+            out.append(PlanOutcome(by_s, need_kwh, delivered, grid, best.met,
+                                   best.score.ev_grid_import_kwh))
+    return out
+
+
+def daily(steps: Steps) -> list[dict[str, Any]]:
+    """The score of each UTC day the steps cover."""
+    day = np.floor(steps.time_s / 86400.0)
+    out = []
+    for d in np.unique(day):
+        rows = day == d
+        s = score(steps.surplus_w[rows], steps.ev_w[rows], steps.dt_s[rows],
+                  steps.charging[rows], steps.setpoint_a[rows])
+        date = datetime.fromtimestamp(float(d) * 86400.0, UTC).date().isoformat()
+        out.append({"date": date, **s.as_dict()})
     return out
 
 

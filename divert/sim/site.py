@@ -27,7 +27,7 @@ import numpy as np
 from divert.core.controller import Decision
 from divert.core.site import ChargerInputs, Site, SiteInputs, SiteStatus
 from divert.sim.score import WS_PER_KWH, pilot_changes, starts
-from divert.sim.simulate import Car, PlantName, RealisticParams, check_realistic_span
+from divert.sim.simulate import Car, Plans, PlantName, RealisticParams, check_realistic_span
 from divert.sim.trace import FloatArray, Trace
 
 
@@ -238,13 +238,22 @@ class _Plant:
 
 def run_site(trace: Trace, site: Site, plant: PlantName = "ideal",
              battery: BatteryModel | None = None,
+             plans: Mapping[str, Plans] | None = None,
              params: RealisticParams | None = None) -> SiteSteps:
-    """Simulate `site` on `trace`. `battery`: a model for a trace without a recorded one."""
-    return (_run_ideal(trace, site, battery) if plant == "ideal"
-            else _run_realistic(trace, site, battery, params or RealisticParams()))
+    """Simulate `site` on `trace`. `battery`: a model for a trace without a recorded one;
+    `plans`: each charger's departure plans."""
+    return (_run_ideal(trace, site, battery, plans or {}) if plant == "ideal"
+            else _run_realistic(trace, site, battery, params or RealisticParams(),
+                                plans or {}))
 
 
-def _run_ideal(trace: Trace, site: Site, battery: BatteryModel | None) -> SiteSteps:
+def _apply(site: Site, plans: Mapping[str, Plans], t_s: float) -> None:
+    for name, p in plans.items():
+        p.apply(site.controllers[name], t_s)
+
+
+def _run_ideal(trace: Trace, site: Site, battery: BatteryModel | None,
+               plans: Mapping[str, Plans]) -> SiteSteps:
     """One site step per row; each car draws its setpoint at once (the row's voltage if
     measured), as `simulate.run_ideal`."""
     n, names = len(trace), [m.name for m in site.members]
@@ -255,6 +264,7 @@ def _run_ideal(trace: Trace, site: Site, battery: BatteryModel | None) -> SiteSt
         solar_w, house_w = float(trace.solar_w[i]), float(plant.house_w[i])
         export_w = solar_w - house_w - sum(prev.values())
         read_w = plant.battery_at(i, export_w, dt_s, run=False)
+        _apply(site, plans, t_s)
         decisions = site.step(plant.inputs(t_s, solar_w, house_w, prev, read_w,
                                            plant.soc_at(i)))
         rows.decided(i, site.status, decisions)
@@ -270,7 +280,7 @@ def _run_ideal(trace: Trace, site: Site, battery: BatteryModel | None) -> SiteSt
 
 
 def _run_realistic(trace: Trace, site: Site, battery: BatteryModel | None,
-                   p: RealisticParams) -> SiteSteps:
+                   p: RealisticParams, plans: Mapping[str, Plans]) -> SiteSteps:
     """The trace interpolated to 1 s; a site step every `tick_s` on meter values
     `meter_delay_s` late; each car a `simulate.Car`."""
     check_realistic_span(trace)
@@ -291,6 +301,7 @@ def _run_realistic(trace: Trace, site: Site, battery: BatteryModel | None,
         if i % tick == 0:
             j = max(0, i - delay)
             soc = plant.soc_at(i) if j == i else float(rows.soc_pct[j])
+            _apply(site, plans, now_s)
             decisions = site.step(plant.inputs(
                 now_s, solar[j], house[j], {c: float(rows.ev_w[c][j]) for c in names},
                 float(rows.battery_w[j]), None if soc is None or math.isnan(soc) else soc))

@@ -241,3 +241,38 @@ def load(path: Path, fmt: Format = "auto") -> Trace:
     except UnreadableFile as exc:
         raise TraceError(f"{path}: cannot read: {exc}") from None
     return parse(text, path.stem, fmt)
+
+
+NIGHT_ROW_S = 300.0  # the night between chained days: a row of nothing every 5 min
+
+
+def chain(traces: list[Trace]) -> Trace:
+    """Several traces as one, each moved to the day after the previous one ends (the time
+    of day kept): a multi-day run from single days. The night between two is filled with
+    rows of no sun and no house load; mixed metering becomes solar and load, and a home
+    battery is kept only if every trace has one."""
+    if len(traces) == 1:
+        return traces[0]
+    parts: list[tuple[FloatArray, ...]] = []  # time, solar, load, voltage, grid, battery, soc
+    next_day = None
+    for t in traces:
+        first_day = math.floor(t.time_s[0] / 86400.0)
+        shift_s = 0.0 if next_day is None else (next_day - first_day) * 86400.0
+        if parts:
+            night = np.arange(parts[-1][0][-1] + NIGHT_ROW_S, t.time_s[0] + shift_s,
+                              NIGHT_ROW_S)
+            zeros, nan = np.zeros(len(night)), np.full(len(night), math.nan)
+            parts.append((night, zeros, zeros, nan, zeros, zeros, nan))
+        nan = np.full(len(t), math.nan)
+        parts.append((t.time_s + shift_s, t.solar_w, t.load_w, t.voltage_v,
+                      nan if t.grid_w is None else t.grid_w,
+                      nan if t.battery_w is None else t.battery_w,
+                      nan if t.battery_soc_pct is None else t.battery_soc_pct))
+        next_day = math.floor(parts[-1][0][-1] / 86400.0) + 1
+    columns = [np.concatenate([p[i] for p in parts]) for i in range(7)]
+    metered = all(t.grid_w is not None for t in traces)
+    battery = all(t.battery_w is not None for t in traces)
+    time_s, solar_w, load_w, voltage_v, grid_w, battery_w, soc_pct = columns
+    return Trace("+".join(t.name for t in traces), time_s, solar_w, load_w, voltage_v,
+                 grid_w if metered else None, battery_w if battery else None,
+                 soc_pct if battery else None)

@@ -9,7 +9,7 @@ import pytest
 
 from divert.cli import main
 from divert.policies.presets import load_preset
-from divert.sim import bench, trace
+from divert.sim import bench, perturb, trace
 from divert.sim.score import combine
 
 
@@ -74,7 +74,7 @@ def test_realistic_plant_and_phase_switching_on_one_day(openevse_data: Path) -> 
     day = [trace.load(openevse_data / "day2.csv")]
     r = bench.run_preset(load_preset("balanced"), day, "realistic", with_bound=False)
     assert r.days[0].score.capture_pct > 70
-    big = bench.scaled(day, 3.0)
+    big = perturb.scaled(day, 3.0)
     assert big[0].surplus_w.max() == pytest.approx(3 * day[0].surplus_w.max())
     switching = replace(bench.THREE_PHASE_CAPS, phase_switching=True)
     fixed = bench.run_preset(load_preset("solar-only"), big, "ideal", bench.THREE_PHASE_CAPS,

@@ -392,7 +392,7 @@ def feed_points(payload: Any, scale: float = 1.0) -> list[tuple[float, float]]:
         pairs = [_pair(item) for item in payload]
     else:
         raise ValueError("a forecast must be an object or a list")
-    points = [(_unix_s(t), _number(v) * scale) for t, v in pairs]
+    points = [(_unix_s(t), _number(_number(v) * scale)) for t, v in pairs]
     if not points:
         raise ValueError("a forecast without points")
     return sorted(points)
@@ -410,11 +410,17 @@ def _pair(item: Any) -> tuple[Any, Any]:
 
 
 def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    """A finite number: a JSON number, or ASCII text of one (as the feeds take them: no
+    "１２", no "1_000", no "nan")."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str) \
+            or (isinstance(value, str) and not (value.isascii() and "_" not in value)):
         raise ValueError(f"not a number: {str(value)[:60]!r}")
-    x = float(value)
+    try:
+        x = float(value)
+    except OverflowError:  # an integer beyond a float
+        x = math.inf
     if not math.isfinite(x):
-        raise ValueError(f"not a finite number: {value!r}")
+        raise ValueError(f"not a finite number: {str(value)[:60]!r}")
     return x
 
 
@@ -423,14 +429,14 @@ def _unix_s(value: Any) -> float:
         return _number(value)
     if isinstance(value, str):
         try:
-            return float(value)
+            return _number(value)
         except ValueError:
             pass
         try:
             stamp = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            if stamp.tzinfo is None:
+                stamp = stamp.replace(tzinfo=UTC)
+            return stamp.timestamp()
+        except (ValueError, OverflowError):  # OverflowError: year 1 east of UTC
             raise ValueError(f"not a time: {value[:60]!r}") from None
-        if stamp.tzinfo is None:
-            stamp = stamp.replace(tzinfo=UTC)
-        return stamp.timestamp()
     raise ValueError(f"not a time: {str(value)[:60]!r}")

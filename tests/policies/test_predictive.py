@@ -84,9 +84,16 @@ def test_feed_payloads() -> None:
     assert feed_points([{"period_start": "2024-06-01T12:00:00+02:00", "watts": 800}]) == \
         [(1717236000.0, 800.0)]
     for bad, why in ((3, "object or a list"), ([], "without points"), ([{"x": 1}], "point"),
-                     ({"soon": 3}, "not a time"), ([[1, "nan"]], "finite")):
+                     ({"soon": 3}, "not a time"), ([[1, "nan"]], "finite"),
+                     # Issue 14's feed rules: an integer beyond a float escaped as an
+                     # OverflowError; Unicode digits, 1_000 and "nan" times were read.
+                     ({"1700000000": 10**400}, "finite"), ({"1700000000": "１２"}, "number"),
+                     ({"1700000000": "1_000"}, "number"), ({"nan": 1}, "not a time"),
+                     ({"１７００００００００": 1}, "not a time")):
         with pytest.raises(ValueError, match=why):
             feed_points(bad)
+    with pytest.raises(ValueError, match="finite"):
+        feed_points({"1700000000": 1e308}, 1000)  # finite, but not in W
 
 
 def test_the_sun_is_high_at_noon_and_down_at_midnight() -> None:

@@ -52,6 +52,16 @@ FEEDS: list[tuple[bytes, str | None]] = [
 ]
 FEED_PATHS = [None, "value", "ENERGY.Power", "phases.1", "a.0.b", "v", "0", "phases.-1", ""]
 
+# Forecast feed payloads in the three shapes it takes (unix and ISO times).
+FORECASTS = [json.dumps(f).encode() for f in [
+    {"1717236000": 1.5, "1717239600": 2.25},
+    [[1717236000, 1500], [1717239600, 2100]],
+    [{"period_start": "2024-06-01T12:00:00+02:00", "watts": 800},
+     {"period_start": "2024-06-01T12:30:00Z", "pv_estimate": "0.9"}],
+    {"result": {"2024-06-01T10:00:00Z": 1.5}},
+    {"1717236000": 10**400}, {"nan": 1}, {"1700000000": "１２"},
+]]
+
 
 # --- OpenEVSE RAPI lines and WiFi-module HTTP bodies ----------------------------------------
 

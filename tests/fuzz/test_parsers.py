@@ -36,9 +36,10 @@ from divert.core.modes import Mode
 from divert.daemon import status
 from divert.daemon.clock import SystemClock
 from divert.daemon.commands import Commands
-from divert.daemon.feeds import Feed, FeedSpec, PayloadError, parse_number
+from divert.daemon.feeds import Feed, FeedSpec, PayloadError, parse_json, parse_number
 from divert.daemon.metrics import Metrics
 from divert.daemon.persistence import Persistence
+from divert.policies.forecast import feed_points
 from divert.policies.presets import PresetError, load_preset
 from divert.sim import simulate, trace
 from fuzz import seeds
@@ -90,6 +91,32 @@ def test_feed_payloads() -> None:
     fuzz("feeds.parse_number", check, seeds=seeds.FEEDS,
          strategy=st.tuples(mutated(payloads), paths) | st.tuples(st.binary(max_size=40), paths)
          | st.tuples(JSON.map(lambda v: json.dumps(v).encode()), paths), generate=generate)
+
+
+def test_forecast_payloads() -> None:
+    """The forecast feed: JSON at a path, then the points in it (W at unix times)."""
+    payloads = seeds.short([p for p in seeds.FORECASTS])
+
+    def check(case: tuple[bytes, str | None]) -> None:
+        payload, path = case
+        try:
+            points = feed_points(parse_json(payload, path), 1000.0)
+        except (PayloadError, ValueError):  # what the daemon catches, counts and logs
+            return
+        assert points and all(_finite(t, w) for t, w in points)
+
+    paths = st.sampled_from([None, "", "result", "0"])
+
+    def generate(rng: random.Random) -> tuple[bytes, str | None]:
+        if rng.random() < 0.85:
+            return mutate(rng, payloads), rng.choice([None, "result"])
+        keys = ("period_start", "watts", "time", "w", "value", "1700000000", "result")
+        return json.dumps(random_json(rng, 3, keys)).encode(), None
+
+    fuzz("feeds.forecast", check, seeds=[(p, None) for p in seeds.FORECASTS],
+         strategy=st.tuples(mutated(payloads), paths)
+         | st.tuples(JSON.map(lambda v: json.dumps(v).encode()), paths),
+         generate=generate)
 
 
 # --- OpenEVSE: RAPI lines (serial, MQTT) and the WiFi module's HTTP replies -------------------

@@ -164,7 +164,7 @@ INVALID = [
     ("garage/max_current/set", "17", "garage", "17 A is outside garage's range 6–16 A"),
     ("garage/min_current/set", "5.5", "garage", "outside"),
     ("garage/min_current/set", "ten", "garage", "not a number: 'ten'"),
-    ("garage/min_current/set", "nan", "garage", "not a finite number"),
+    ("garage/min_current/set", "nan", "garage", "not a number: 'nan'"),  # ASCII digits only
     ("garage/min_current/set", "12", "garage", "above the maximum in force (10 A)"),
     ("garage/boost/set", "-5", "garage", "boost takes minutes from 0"),
     ("garage/boost/set", "", "garage", "not a number: ''"),

@@ -18,6 +18,7 @@ them into wall-clock time (for the reasons people read).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, tzinfo
@@ -45,7 +46,9 @@ def parse_days(text: str) -> frozenset[int]:
 
 
 def parse_time_of_day(text: str) -> time:
-    """"07:00" → 07:00."""
+    """"07:00" → 07:00 (ASCII digits: not "٠٧:٠٠", not "7_0:00")."""
+    if not re.fullmatch(r"[0-9]{1,2}:[0-9]{2}", text.strip()):
+        raise ValueError(f"by must be a time of day like 07:00, got {text[:40]!r}")
     try:
         hours, minutes = (int(x) for x in text.strip().split(":"))
         return time(hours, minutes)

@@ -51,7 +51,9 @@ def test_bad_days_say_how_to_write_them(text: str) -> None:
 
 def test_time_of_day_and_its_errors() -> None:
     assert parse_time_of_day("07:00") == time(7, 0)
-    for bad in ("7h", "25:00", "07:61", ""):
+    # Issue 14 (found by the fuzz harness): a huge hour was an OverflowError; Unicode
+    # digits and 1_0 were read.
+    for bad in ("7h", "25:00", "07:61", "", "18446744073709551616:00", "٠٧:٠٠", "0_7:00"):
         with pytest.raises(ValueError, match="time of day like 07:00"):
             parse_time_of_day(bad)
 

@@ -23,30 +23,16 @@ from chargers.psp.emulator import Fault as F
 from chargers.psp.emulator import PSPEmulator
 from chargers.psp.webapi import EVSE_CTRL, STATUS, SYSTEM_CONFIG, SYSTEM_INFO, EvseState
 from divert.core.capabilities import ControlKind
+from psp.conftest import Clock
 
 ALLOWED = {"EVSEPowerAvailable", "ChargeStartToggle"}
 
 
-class Clock:
-    """A clock a test moves by hand, in s."""
-
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def emu(clock: Clock) -> Iterator[PSPEmulator]:
-    with PSPEmulator(clock=clock) as emulator:
-        emulator.plug_in()
-        yield emulator
+def emu(plugged_in: PSPEmulator) -> Iterator[PSPEmulator]:
+    """The emulator, checked at teardown: only allow-listed writes, no service requests."""
+    emulator = plugged_in
+    yield emulator
     posts = [r for r in emulator.requests if r.method == "POST"]
     assert all(r.path == EVSE_CTRL and set(r.body) <= ALLOWED for r in posts), posts
     assert emulator.service_requests == []

@@ -12,27 +12,13 @@ import pytest
 from chargers.psp.emulator import Fault as F
 from chargers.psp.emulator import PSPEmulator
 from chargers.psp.webapi import EVSE_CTRL, STATUS, SYSTEM_CONFIG, SYSTEM_INFO, EvseState
+from psp.conftest import Clock
 from psp.test_webapi import GUIDE_STATUS, GUIDE_SYSTEM_CONFIG, GUIDE_SYSTEM_INFO
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now_s = 0.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def emu(clock: Clock) -> Iterator[PSPEmulator]:
-    with PSPEmulator(clock=clock) as emulator:
-        emulator.plug_in()
-        yield emulator
+def emu(plugged_in: PSPEmulator) -> PSPEmulator:
+    return plugged_in
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from divert import __version__
 
@@ -87,6 +87,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         return 1
 
 
+def _summary_and_plot(data: dict[str, Any], out: Path, as_json: bool,
+                      draw: Callable[[], None]) -> bool:
+    """Write summary.json and, with the plot extra, the plot (`draw`); print the summary as
+    JSON if asked. True when it was printed (nothing more to say)."""
+    from divert.sim import plot, simulate
+
+    simulate.write_summary(data, out / "summary.json")
+    if plot.available():
+        draw()
+    elif not as_json:
+        print("plot skipped: install the plot extra (pip install 'divert[plot]')")
+    if as_json:
+        print(json.dumps(data, indent=2))
+    return as_json
+
+
 def _plans(settings: Settings | None, charger: str) -> Plans:
     """The config's departure plans for `charger`, on the trace's clock in its time zone."""
     from zoneinfo import ZoneInfo
@@ -121,14 +137,10 @@ def _simulate_charger(args: argparse.Namespace, settings: Settings | None, prese
     if outcomes:
         data["plans"] = [o.as_dict() for o in outcomes]
     simulate.write_steps(steps, out / "steps.csv")
-    simulate.write_summary(data, out / "summary.json")
-    if plot.available():
-        plot.plot_day(steps, f"{tr.name}: {preset.name}, {args.plant} plant", out / "plot.png",
-                      caps.power_w(1.0))
-    elif not args.json:
-        print("plot skipped: install the plot extra (pip install 'divert[plot]')")
-    if args.json:
-        print(json.dumps(data, indent=2))
+    title = f"{tr.name}: {preset.name}, {args.plant} plant"
+    if _summary_and_plot(data, out, args.json,
+                         lambda: plot.plot_day(steps, title, out / "plot.png",
+                                               caps.power_w(1.0))):
         return 0
     print(f"{tr.name} with {preset.name} ({args.plant} plant):\n"
           f"  surplus {data['surplus_kwh']:.2f} kWh, EV {data['ev_kwh']:.2f} kWh "
@@ -187,13 +199,9 @@ def _simulate_site(args: argparse.Namespace, settings: Settings | None, preset: 
     data = sim_site.summary(tr, steps, site)
     data.update(policy=preset.name, plant=args.plant)
     sim_site.write_steps(steps, out)
-    simulate.write_summary(data, out / "summary.json")
-    if plot.available():
-        plot.plot_site(steps, f"{tr.name}: {preset.name}, {args.plant} plant", out / "plot.png")
-    elif not args.json:
-        print("plot skipped: install the plot extra (pip install 'divert[plot]')")
-    if args.json:
-        print(json.dumps(data, indent=2))
+    title = f"{tr.name}: {preset.name}, {args.plant} plant"
+    if _summary_and_plot(data, out, args.json,
+                         lambda: plot.plot_site(steps, title, out / "plot.png")):
         return 0
     print(f"{tr.name}, {len(members)} charger(s) with {preset.name} ({args.plant} plant):\n"
           f"  surplus {data['surplus_kwh']:.2f} kWh, EV {data['ev_kwh']:.2f} kWh "

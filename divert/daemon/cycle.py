@@ -49,6 +49,7 @@ from divert.daemon.commands import Commands
 from divert.daemon.feeds import Feeds, ev_feed
 from divert.daemon.metrics import Metrics, blocked_label
 from divert.daemon.persistence import Persistence
+from divert.daemon.snapshot import charger_reason
 from divert.daemon.station import CONNECT_RETRY_S, Polled, Station
 from divert.daemon.worker import wait_all
 
@@ -373,12 +374,8 @@ class Cycle:
         """One line for `systemctl status`: the mode and each charger's current reason."""
         parts = [f"mode {self.mode}"]
         for name, station in self.stations.items():
-            decision = self.last_decisions.get(name)
-            if decision is not None:
-                parts.append(f"{name}: {decision.reason}")
-            else:
-                parts.append(f"{name}: " + ("not connected" if station.actuator is None
-                                            else "waiting for a reading and fresh feed values"))
+            parts.append(f"{name}: " + charger_reason(self.last_decisions.get(name),
+                                                      station.actuator is not None))
         return "; ".join(parts)
 
 

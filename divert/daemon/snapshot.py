@@ -140,7 +140,7 @@ class SnapshotBuilder:
         return ChargerState(
             name=name, connected=facts.connected, mode=c.mode,
             setpoint_a=0.0 if d is None else d.current_a, power_w=facts.power_w,
-            charging=c.charging, reason=_reason(facts),
+            charging=c.charging, reason=charger_reason(d, facts.connected),
             code=None if d is None else d.code, phases=c.phases,
             min_current_a=c.caps.min_current_a,
             max_current_a=c.caps.max_current_a if facts.limit_a is None
@@ -193,10 +193,10 @@ def _finite(node: Any) -> Any:
     return node
 
 
-def _reason(facts: ChargerFacts) -> str:
+def charger_reason(decision: Decision | None, connected: bool) -> str:
     """The decision's line; before the first decision, what the daemon waits for."""
-    if facts.decision is not None:
-        return facts.decision.reason
-    if facts.connected:  # no command before a reading and the feeds' chance (adopt, not bounce)
+    if decision is not None:
+        return decision.reason
+    if connected:  # no command before a reading and the feeds' chance (adopt, not bounce)
         return "waiting for a reading and fresh feed values"
     return "not connected"

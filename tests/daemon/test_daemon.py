@@ -11,18 +11,12 @@ from typing import Any
 
 import pytest
 from conftest import free_port
-from daemon_support import Publisher, retained, settings, wait_for
+from daemon_support import Publisher, retained, settings, simulated, wait_for
 from prometheus_client.parser import text_string_to_metric_families
 
-from chargers.simulated import Command, SimulatedCharger
+from chargers.simulated import Command
 from divert import __version__
 from divert.daemon.service import Daemon
-
-
-def _sim(daemon: Daemon, name: str = "garage") -> SimulatedCharger:
-    charger = daemon.chargers[name]
-    assert isinstance(charger, SimulatedCharger)
-    return charger
 
 
 def _after(commands: list[Command], n: int) -> list[tuple[str, float]]:
@@ -43,7 +37,7 @@ def test_grid_values_become_setpoints(tmp_path: Path, mosquitto: Any,
     daemon = Daemon(settings(tmp_path, mosquitto))
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         # No command before the feeds had their chance (a first value, or max_age_s).
         wait_for(lambda: _count(daemon) >= 2, what="two cycles")
         assert sim.commands == []
@@ -75,7 +69,7 @@ def test_broker_outage_reconnects_and_control_continues(tmp_path: Path, mosquitt
     daemon = Daemon(settings(tmp_path, mosquitto))
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         publisher.until("home/grid", "-3000", lambda: sim.current_a == 13.0 and sim.enabled)
         assert retained(mosquitto, "divert/status") == "online"
         mosquitto.stop()
@@ -100,7 +94,7 @@ def test_stale_feed_fail_safe_then_recovery(tmp_path: Path, mosquitto: Any,
     daemon = Daemon(settings(tmp_path, mosquitto, feeds=feeds, stale_pause_s=1.5))
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         tasmota = '{"Time": "2024-06-01T12:00:00", "ENERGY": {"Power": -3000}}'
         publisher.until("tele/meter/SENSOR", tasmota, lambda: sim.enabled)
         assert sim.current_a == 13.0
@@ -133,7 +127,7 @@ def test_garbage_is_counted_and_ignored_and_metrics_are_served(
     daemon = Daemon(settings(tmp_path, mosquitto, metrics={"listen": f"127.0.0.1:{port}"}))
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         publisher.until("home/grid", "-3000", lambda: sim.enabled)
         garbage = [b"nan", b"", b"ON", b"\xff\xfe", b"inf", b"1e400", b'{"Power": 5}']
         for payload in garbage:
@@ -176,7 +170,7 @@ def test_starts_used_before_a_restart_still_count(tmp_path: Path, mosquitto: Any
     daemon = Daemon(config)
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         publisher.until("home/grid", "-3000", lambda: sim.enabled)
         publisher.until("home/grid", "-500", lambda: not sim.enabled)
         publisher.until("home/grid", "-3000", lambda: sim.enabled)
@@ -189,7 +183,7 @@ def test_starts_used_before_a_restart_still_count(tmp_path: Path, mosquitto: Any
     daemon = Daemon(config)
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         # The energy counters carry on from the saved totals.
         assert daemon.metrics.registry.get_sample_value(
             "divert_ev_energy_from_surplus_watt_hours_total",
@@ -234,7 +228,7 @@ def test_a_corrupt_state_file_is_set_aside(tmp_path: Path, mosquitto: Any,
     daemon = Daemon(settings(tmp_path, mosquitto))
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         publisher.until("home/grid", "-3000", lambda: sim.enabled)
     finally:
         daemon.stop()
@@ -251,7 +245,7 @@ def test_schedule_entry_switches_mode_and_caps_current(tmp_path: Path, mosquitto
     daemon = Daemon(settings(tmp_path, mosquitto, schedule=entries, timezone="Europe/Berlin"))
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         jobs = {job.id: job for job in daemon.scheduler.get_jobs()}
         assert jobs["schedule-0"].next_run_time.hour == 22
         assert str(jobs["schedule-0"].next_run_time.tzinfo) == "Europe/Berlin"
@@ -274,7 +268,7 @@ def test_a_fresh_grid_value_runs_the_loop_at_once_and_reassert_repeats(
     daemon = Daemon(settings(tmp_path, mosquitto, interval_s=300, reassert_s=0.5))
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         wait_for(lambda: _count(daemon) >= 1, what="the first cycle")
         publisher.until("home/grid", "-3000", lambda: sim.enabled, what="a start on the kick")
         # Re-assert: the same decision is sent again in full once reassert_s has passed.

@@ -10,9 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from daemon_support import Listener, Publisher, retained, settings, wait_for
+from daemon_support import Listener, Publisher, retained, settings, simulated, wait_for
 
-from chargers.simulated import SimulatedCharger
 from divert.core.controller import Controller
 from divert.core.modes import Mode
 from divert.daemon.commands import Commands
@@ -21,12 +20,6 @@ from divert.daemon.mqtt import MqttLink
 from divert.daemon.publish import StatePublisher
 from divert.daemon.service import Daemon
 from divert.policies.presets import load_preset
-
-
-def _sim(daemon: Daemon, name: str = "garage") -> SimulatedCharger:
-    charger = daemon.chargers[name]
-    assert isinstance(charger, SimulatedCharger)
-    return charger
 
 
 def _refused(daemon: Daemon) -> float:
@@ -42,7 +35,7 @@ def test_state_topics_carry_the_snapshot_and_come_back_after_a_broker_restart(
     daemon.start()
     state = Listener(mosquitto, "divert/#")
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         publisher.until("home/grid", "-3000", lambda: sim.enabled, what="a start")
         t = "divert/garage"
         want = {f"{t}/mode": "solar", f"{t}/setpoint_a": "13", f"{t}/power_w": "2990",
@@ -118,7 +111,7 @@ def test_each_command_changes_behaviour(tmp_path: Path, mosquitto: Any,
     daemon.start()
     state = Listener(mosquitto, "divert/garage/#")
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         mode = lambda: str(daemon.controllers["garage"].mode)  # noqa: E731
         publisher.until("home/grid", "-3000", lambda: sim.enabled and sim.current_a == 13)
         publisher.publish("divert/garage/max_current/set", "10")
@@ -179,7 +172,7 @@ def test_an_invalid_command_is_refused_with_a_message_and_changes_nothing(
     daemon.start()
     errors = Listener(mosquitto, "divert/#")
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         publisher.until("home/grid", "-3000", lambda: sim.enabled)
         publisher.publish("divert/garage/max_current/set", "10")
         wait_for(lambda: sim.current_a == 10.0)
@@ -208,7 +201,7 @@ def test_a_retained_command_is_refused(tmp_path: Path, mosquitto: Any,
     errors = Listener(mosquitto, "divert/garage/error")
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         got = wait_for(lambda: errors.on("divert/garage/error"), what="the refusal")
         assert "retained command ignored" in got[0]
         publisher.until("home/grid", "-3000", lambda: sim.enabled, what="solar as before")
@@ -222,7 +215,7 @@ def test_a_command_cannot_start_a_charger_the_guard_holds_back(
     daemon = Daemon(settings(tmp_path, mosquitto, relay={"min_off_s": 600}))
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         publisher.until("home/grid", "-3000", lambda: sim.enabled)
         publisher.until("home/grid", "-500", lambda: not sim.enabled)
         for topic, payload in (("mode/set", "fast"), ("boost/set", "60"),
@@ -245,7 +238,7 @@ def test_commands_off_are_not_even_heard(tmp_path: Path, mosquitto: Any,
     daemon = Daemon(settings(tmp_path, mosquitto, mqtt=mqtt))
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         publisher.until("home/grid", "-3000", lambda: sim.enabled)
         publisher.publish("divert/garage/mode/set", "off")
         cycles = daemon.metrics.registry.get_sample_value(
@@ -276,7 +269,7 @@ def test_commands_survive_a_restart_until_a_schedule_says_otherwise(
     daemon = Daemon(config)
     daemon.start()
     try:
-        sim = _sim(daemon)
+        sim = simulated(daemon)
         wait_for(lambda: daemon.last_decisions.get("garage"), what="the first cycle")
         controller = daemon.controllers["garage"]
         assert controller.mode is Mode.OFF and controller.caps.min_current_a == 7.0
